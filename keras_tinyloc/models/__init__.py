@@ -1,0 +1,1 @@
+"""Models: emitters (MDCSA, Mamba, MLP) and the CRF tagger that wraps them."""
