@@ -1,1 +1,75 @@
-"""Models: emitters (MDCSA, Mamba, MLP) and the CRF tagger that wraps them."""
+"""Models: emitters (MDCSA, Mamba, a per-step MLP baseline) and the CRF tagger that wraps them.
+
+:func:`build_tagger` is the one factory training, distillation and the sweep use. Emitter modules are imported
+lazily (they import TensorFlow), so importing :mod:`keras_tinyloc.models` stays cheap.
+"""
+from __future__ import annotations
+
+import numbers
+
+from keras_tinyloc.errors import TinyLocError
+
+FAMILIES = ("mdcsa", "mamba", "mlp")
+
+
+def build_mlp_emitter(input_shape, n_classes: int, hidden: int, layers: int):
+    """Per-step MLP baseline emitter: ``(B,T,F) -> [Dense(H)+ReLU] x L -> Dense(C) -> (B,T,C)``.
+
+    Each step is classified from its own F RSSI values; the CRF adds the temporal context.
+    """
+    import keras
+
+    inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
+    h = inputs
+    for i in range(layers):
+        h = keras.layers.Dense(hidden, activation="relu", name=f"dense_{i}")(h)
+    emissions = keras.layers.Dense(n_classes, name="emissions")(h)
+    return keras.Model(inputs, emissions, name="mlp_emitter")
+
+
+def build_emitter(family: str, input_shape, n_classes: int, hidden: int, layers: int, **kw):
+    """Build the emitter ``(B,T,F) -> (B,T,C)`` of a family (``mdcsa``, ``mamba``, ``mlp``)."""
+    _check(family, input_shape, n_classes, hidden, layers)
+    if family == "mdcsa":
+        from keras_tinyloc.models.mdcsa import build_mdcsa_emitter
+
+        return build_mdcsa_emitter(tuple(input_shape), n_classes, hidden, layers, **kw)
+    if family == "mamba":
+        from keras_tinyloc.models.mamba import build_mamba_emitter
+
+        return build_mamba_emitter(tuple(input_shape), n_classes, hidden, layers, **kw)
+    if kw:
+        raise TinyLocError(f"model 'mlp' takes no options, got {', '.join(sorted(kw))}")
+    return build_mlp_emitter(tuple(input_shape), n_classes, hidden, layers)
+
+
+def build_tagger(family: str, input_shape, n_classes: int, hidden: int, layers: int, seed: int = 0, **kw):
+    """Build a :class:`~keras_tinyloc.models.tagger.CRFTagger` with a fresh emitter of ``family``.
+
+    Args:
+        family: ``mdcsa``, ``mamba`` or ``mlp``.
+        input_shape: ``(T, F)``.
+        n_classes: C.  hidden: H.  layers: L (blocks / branches / Dense layers).
+        seed: seeds Python, NumPy and TF (``keras.utils.set_random_seed``) before the weights are initialised,
+            so the same arguments give the same initial weights.
+        kw: family-specific options forwarded to the emitter builder (e.g. ``d_state`` for Mamba).
+    """
+    import keras
+
+    from keras_tinyloc.models.tagger import CRFTagger
+
+    _check(family, input_shape, n_classes, hidden, layers)
+    keras.utils.set_random_seed(int(seed))
+    hidden, layers, n_classes = int(hidden), int(layers), int(n_classes)
+    emitter = build_emitter(family, input_shape, n_classes, hidden, layers, **kw)
+    return CRFTagger(emitter, name=f"{family}_h{hidden}l{layers}_crf")
+
+
+def _check(family, input_shape, n_classes, hidden, layers) -> None:
+    if family not in FAMILIES:
+        raise TinyLocError(f"unknown model {family!r} (choose from {', '.join(FAMILIES)})")
+    for name, value in (("hidden", hidden), ("layers", layers), ("n_classes", n_classes)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+            raise TinyLocError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
+    if len(tuple(input_shape)) != 2 or any(int(v) <= 0 for v in input_shape):
+        raise TinyLocError(f"input_shape {tuple(input_shape)!r}: expected (T, F) with positive sizes")
