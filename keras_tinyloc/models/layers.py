@@ -80,3 +80,49 @@ class Int8ELU(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+# ---------------------------------------------------------------------------------------------------------- Mamba
+def silu(x):
+    """SiLU (swish) written as ``x * sigmoid(x)`` so it converts to LOGISTIC + MUL (both int8 in TFLM).
+
+    Shapes: any ``(...)`` -> the same. (Elfwing et al. 2018, eq. 2: ``silu(x) = x * sigma(x)``.)
+    """
+    return ops.multiply(x, ops.sigmoid(x))
+
+
+@keras.saving.register_keras_serializable(package="keras_tinyloc")
+class RMSNorm(keras.layers.Layer):
+    """Root-mean-square normalisation over the last axis, int8-friendly (no SQUARE, no SQRT, no DIV).
+
+    Shapes: ``x`` ``(..., H)`` -> ``(..., H)``; weight ``weight`` ``(H,)`` (ones).
+
+    Equation (Zhang & Sennrich 2019, "Root Mean Square Layer Normalization", eq. 4; the ``RMSNorm`` of
+    mamba-minimal / ``torch.nn.RMSNorm`` with ``eps`` inside the root)::
+
+        ms = mean_h x_h * x_h                 MUL + MEAN      (B,T,1)
+        y  = x * rsqrt(ms + eps) * weight     ADD + RSQRT + MUL + MUL
+
+    Why not ``keras.layers.RMSNormalization``: its graph squares with SQUARE, which the full-int8 converter leaves
+    as a float island (DEQUANTIZE/QUANTIZE around it). ``x * x`` converts to an int8 MUL.
+    """
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        self.weight = self.add_weight(shape=(int(input_shape[-1]),), initializer="ones", name="weight")
+        self.built = True
+
+    def call(self, x):
+        ms = ops.mean(ops.multiply(x, x), axis=-1, keepdims=True)
+        return ops.multiply(ops.multiply(x, ops.rsqrt(ops.add(ms, self.epsilon))), self.weight)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"epsilon": self.epsilon})
+        return config
