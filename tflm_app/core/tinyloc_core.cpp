@@ -1,0 +1,306 @@
+// tinyloc_core: see tinyloc_core.h. Twin of keras_tinyloc/device.py (keep the arithmetic identical).
+#include "tinyloc_core.h"
+
+#include <math.h>
+#include <string.h>
+
+namespace tinyloc {
+
+namespace {
+
+const int32_t kNever = -2000000000;  // prev_step_ of an AP not heard yet
+
+// Rounds a pointer up to `align` bytes (workspaces are plain byte buffers of any alignment).
+unsigned char* AlignUp(void* p, size_t align) {
+  uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  v = (v + align - 1) & ~static_cast<uintptr_t>(align - 1);
+  return reinterpret_cast<unsigned char*>(v);
+}
+
+bool WindowEndsAt(const Settings& s, int32_t step) {
+  return step + 1 >= s.window && (step + 1 - s.window) % s.hop == 0;
+}
+
+}  // namespace
+
+const char* StatusName(int status) {
+  switch (status) {
+    case kOk: return "ok";
+    case kErrApIndex: return "ap_index_out_of_range";
+    case kErrTimeBackwards: return "time_backwards";
+    case kErrRssiRange: return "rssi_out_of_range";
+    case kErrSettings: return "bad_settings";
+    case kErrInputShape: return "model_input_mismatch";
+    case kErrOutputShape: return "model_output_mismatch";
+    case kErrOpCount: return "model_ops_mismatch";
+    case kErrNotDrained: return "windows_not_drained";
+    case kErrNotInitialised: return "not_initialised";
+    case kErrParse: return "bad_line";
+    default: return "unknown";
+  }
+}
+
+Status CheckSettings(const Settings& s) {
+  if (s.window < 1 || s.n_features < 1 || s.n_classes < 1 || s.n_classes > 255 || s.hop < 1 ||
+      s.step_ms < 1 || s.ffill_steps < 0) {
+    return kErrSettings;
+  }
+  if (!(s.input_scale > 0.0f) || !(s.output_scale > 0.0f)) return kErrSettings;
+  if (s.input_zero_point < -128 || s.input_zero_point > 127) return kErrSettings;
+  if (s.output_zero_point < -128 || s.output_zero_point > 127) return kErrSettings;
+  if (!s.scale_low || !s.scale_high || !s.transitions || !s.start || !s.end || !s.class_names) {
+    return kErrSettings;
+  }
+  if (s.n_ops < 1) return kErrSettings;
+  return kOk;
+}
+
+namespace {
+bool ShapeIs(const int* dims, int ndims, int a, int b) {
+  // (1, a, b), or (a, b) for a model exported without the batch dimension.
+  if (ndims == 3) return dims[0] == 1 && dims[1] == a && dims[2] == b;
+  if (ndims == 2) return dims[0] == a && dims[1] == b;
+  return false;
+}
+}  // namespace
+
+Status CheckModel(const Settings& s, const ModelInfo& m) {
+  Status st = CheckSettings(s);
+  if (st != kOk) return st;
+  if (!m.input_is_int8 || !ShapeIs(m.input_dims, m.input_ndims, s.window, s.n_features) ||
+      m.input_scale != s.input_scale || m.input_zero_point != s.input_zero_point) {
+    return kErrInputShape;
+  }
+  if (!m.output_is_int8 || !ShapeIs(m.output_dims, m.output_ndims, s.window, s.n_classes) ||
+      m.output_scale != s.output_scale || m.output_zero_point != s.output_zero_point) {
+    return kErrOutputShape;
+  }
+  if (m.n_op_codes != s.n_ops) return kErrOpCount;
+  return kOk;
+}
+
+size_t WorkspaceBytes(const Settings& s) {
+  const size_t f = static_cast<size_t>(s.n_features);
+  return 8 + f * sizeof(int32_t) + static_cast<size_t>(s.window) * f + 3 * f;
+}
+
+size_t DecodeWorkspaceBytes(const Settings& s) {
+  const size_t c = static_cast<size_t>(s.n_classes);
+  return 8 + 2 * c * sizeof(double) + static_cast<size_t>(s.window) * c;
+}
+
+int8_t Quantize(float x, float scale, int zero_point) {
+  const float v = x / scale;  // float32 division, as numpy does on float32 arrays
+  float r = roundf(v);        // half away from zero
+  if (r > 512.0f) r = 512.0f;
+  if (r < -512.0f) r = -512.0f;
+  int q = static_cast<int>(r) + zero_point;
+  if (q > 127) q = 127;
+  if (q < -128) q = -128;
+  return static_cast<int8_t>(q);
+}
+
+int8_t ScaleQuantize(const Settings& s, int feature, float raw_dbm) {
+  const float low = s.scale_low[feature];
+  const float span = s.scale_high[feature] - low;
+  const float inv = span > 0.0f ? 1.0f / span : 0.0f;
+  float x = (raw_dbm - low) * inv;
+  if (x < 0.0f) x = 0.0f;
+  if (x > 1.0f) x = 1.0f;
+  return Quantize(x, s.input_scale, s.input_zero_point);
+}
+
+Stream::Stream()
+    : s_(0), ring_(0), prev_val_(0), cur_val_(0), has_cur_(0), prev_step_(0), started_(false), t0_(0),
+      last_t_(0), open_(0), done_(0), limit_(0), last_window_end_(-1) {}
+
+Status Stream::Init(const Settings& s, void* workspace, size_t workspace_bytes) {
+  s_ = 0;
+  if (CheckSettings(s) != kOk || !workspace || workspace_bytes < WorkspaceBytes(s)) return kErrSettings;
+  const size_t f = static_cast<size_t>(s.n_features);
+  unsigned char* p = AlignUp(workspace, 8);
+  prev_step_ = reinterpret_cast<int32_t*>(p);
+  p += f * sizeof(int32_t);
+  ring_ = reinterpret_cast<int8_t*>(p);
+  p += static_cast<size_t>(s.window) * f;
+  prev_val_ = reinterpret_cast<int8_t*>(p);
+  p += f;
+  cur_val_ = reinterpret_cast<int8_t*>(p);
+  p += f;
+  has_cur_ = p;
+  s_ = &s;
+  Reset();
+  return kOk;
+}
+
+void Stream::Reset() {
+  started_ = false;
+  t0_ = last_t_ = 0;
+  open_ = done_ = limit_ = 0;
+  last_window_end_ = -1;
+  if (!s_) return;
+  for (int a = 0; a < s_->n_features; ++a) {
+    prev_step_[a] = kNever;
+    prev_val_[a] = 0;
+    cur_val_[a] = 0;
+    has_cur_[a] = 0;
+  }
+}
+
+Status Stream::AddReading(int64_t time_ms, int ap_index, int rssi_dbm) {
+  if (!s_) return kErrNotInitialised;
+  if (ap_index < 0 || ap_index >= s_->n_features) return kErrApIndex;
+  if (rssi_dbm < -127 || rssi_dbm > 0) return kErrRssiRange;
+  if (started_ && time_ms < last_t_) return kErrTimeBackwards;
+  if (!started_) {
+    started_ = true;
+    t0_ = time_ms;
+  }
+  const int32_t step = static_cast<int32_t>((time_ms - t0_) / s_->step_ms);
+  if (step > open_) {
+    if (done_ < open_) return kErrNotDrained;
+    for (int a = 0; a < s_->n_features; ++a) {
+      if (has_cur_[a]) {
+        prev_val_[a] = cur_val_[a];
+        prev_step_[a] = open_;
+        has_cur_[a] = 0;
+      }
+    }
+    open_ = step;
+    if (limit_ < open_) limit_ = open_;
+  }
+  last_t_ = time_ms;
+  cur_val_[ap_index] = static_cast<int8_t>(rssi_dbm);
+  has_cur_[ap_index] = 1;
+  return kOk;
+}
+
+void Stream::Finish() {
+  if (s_ && started_ && limit_ < open_ + 1) limit_ = open_ + 1;
+}
+
+void Stream::FinishStep(int32_t step) {
+  const int f = s_->n_features;
+  int8_t* row = ring_ + static_cast<size_t>(step % s_->window) * static_cast<size_t>(f);
+  for (int a = 0; a < f; ++a) {
+    float raw = s_->fill_dbm;
+    if (step == open_ && has_cur_[a]) {
+      raw = static_cast<float>(cur_val_[a]);
+    } else if (prev_step_[a] != kNever && step - prev_step_[a] <= s_->ffill_steps) {
+      raw = static_cast<float>(prev_val_[a]);
+    }
+    row[a] = ScaleQuantize(*s_, a, raw);
+  }
+}
+
+bool Stream::NextWindow(int8_t* input) {
+  if (!s_) return false;
+  while (done_ < limit_) {
+    const int32_t step = done_;
+    FinishStep(step);
+    ++done_;
+    if (WindowEndsAt(*s_, step)) {
+      const size_t f = static_cast<size_t>(s_->n_features);
+      for (int k = 0; k < s_->window; ++k) {
+        const int32_t src = step - s_->window + 1 + k;
+        memcpy(input + static_cast<size_t>(k) * f, ring_ + static_cast<size_t>(src % s_->window) * f, f);
+      }
+      last_window_end_ = step;
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+// Parses an optionally signed decimal integer; advances *p. Spaces around it are skipped.
+bool ParseInt(const char** p, int64_t* out) {
+  const char* c = *p;
+  while (*c == ' ' || *c == '\t') ++c;
+  bool neg = false;
+  if (*c == '-' || *c == '+') {
+    neg = (*c == '-');
+    ++c;
+  }
+  if (*c < '0' || *c > '9') return false;
+  int64_t v = 0;
+  int digits = 0;
+  while (*c >= '0' && *c <= '9') {
+    if (++digits > 18) return false;
+    v = v * 10 + (*c - '0');
+    ++c;
+  }
+  while (*c == ' ' || *c == '\t') ++c;
+  *out = neg ? -v : v;
+  *p = c;
+  return true;
+}
+}  // namespace
+
+Status ParseLine(const char* line, int64_t* time_ms, int* ap_index, int* rssi_dbm) {
+  if (!line) return kErrParse;
+  const char* p = line;
+  int64_t t = 0, a = 0, r = 0;
+  if (!ParseInt(&p, &t) || *p++ != ',') return kErrParse;
+  if (!ParseInt(&p, &a) || *p++ != ',') return kErrParse;
+  if (!ParseInt(&p, &r)) return kErrParse;
+  while (*p == '\r' || *p == '\n') ++p;
+  if (*p != '\0') return kErrParse;
+  if (a < -1000000 || a > 1000000 || r < -1000000 || r > 1000000) return kErrParse;
+  *time_ms = t;
+  *ap_index = static_cast<int>(a);
+  *rssi_dbm = static_cast<int>(r);
+  return kOk;
+}
+
+int Decode(const Settings& s, const int8_t* output, uint8_t* labels, void* workspace, size_t workspace_bytes) {
+  if (CheckSettings(s) != kOk || !workspace || workspace_bytes < DecodeWorkspaceBytes(s)) return -1;
+  const int c_n = s.n_classes;
+  const int t_n = s.window;
+  unsigned char* p = AlignUp(workspace, 8);
+  double* delta = reinterpret_cast<double*>(p);
+  double* next = delta + c_n;
+  uint8_t* back = reinterpret_cast<uint8_t*>(next + c_n);
+  const double scale = static_cast<double>(s.output_scale);
+  // crf.viterbi_numpy in float64: delta_0 = start + e_0; cand[i][j] = delta[i] + trans[i][j];
+  // back[t][j] = first argmax_i; delta'[j] = max_i cand + e_t[j]; last = first argmax_j (delta[j] + end[j]).
+  // The dequantized emission goes through a volatile so no compiler fuses (q - zp) * scale + best into an FMA.
+  for (int j = 0; j < c_n; ++j) {
+    volatile double e = static_cast<double>(output[j] - s.output_zero_point) * scale;
+    delta[j] = static_cast<double>(s.start[j]) + e;
+  }
+  for (int t = 1; t < t_n; ++t) {
+    const int8_t* row = output + static_cast<size_t>(t) * static_cast<size_t>(c_n);
+    for (int j = 0; j < c_n; ++j) {
+      double best = delta[0] + static_cast<double>(s.transitions[j]);
+      int arg = 0;
+      for (int i = 1; i < c_n; ++i) {
+        const double cand = delta[i] + static_cast<double>(s.transitions[i * c_n + j]);
+        if (cand > best) {
+          best = cand;
+          arg = i;
+        }
+      }
+      volatile double e = static_cast<double>(row[j] - s.output_zero_point) * scale;
+      next[j] = best + e;
+      back[static_cast<size_t>(t) * static_cast<size_t>(c_n) + static_cast<size_t>(j)] = static_cast<uint8_t>(arg);
+    }
+    for (int j = 0; j < c_n; ++j) delta[j] = next[j];
+  }
+  int last = 0;
+  double best = delta[0] + static_cast<double>(s.end[0]);
+  for (int j = 1; j < c_n; ++j) {
+    const double v = delta[j] + static_cast<double>(s.end[j]);
+    if (v > best) {
+      best = v;
+      last = j;
+    }
+  }
+  labels[t_n - 1] = static_cast<uint8_t>(last);
+  for (int t = t_n - 1; t > 0; --t) {
+    labels[t - 1] = back[static_cast<size_t>(t) * static_cast<size_t>(c_n) + labels[t]];
+  }
+  return last;
+}
+
+}  // namespace tinyloc
