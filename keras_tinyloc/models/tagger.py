@@ -49,6 +49,7 @@ class CRFTagger(keras.Model):
         self.crf = CRF(int(n_classes), name="crf")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self._decode_fn = None
+        self.built = True  # every variable exists now (functional emitter, CRF weights)
 
     # ------------------------------------------------------------------ structure
     @property

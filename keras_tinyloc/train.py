@@ -1,0 +1,378 @@
+"""``python -m keras_tinyloc train``: train an emitter + CRF tagger with early stopping on validation macro-F1.
+
+Writes ``RUN_DIR/{model.keras, config.json, metrics.json}`` atomically (see docs/design.md). :func:`train` is the
+function the sweep and notebooks call; :func:`load_run` reads a run back for conversion, distillation and the sweep.
+
+Training recipe (chosen for convergence in few epochs on 2 CPU cores, not copied from the paper): Adam, lr 3e-3,
+batch 128, up to 100 epochs, early stopping with patience 10 on validation macro-F1 of the decoded last step, best
+weights restored. The paper used RAdam + Lookahead at lr 1e-4 with batch 1024 for up to 300 epochs (patience 30): with
+~1,000 training windows per house that is one update per epoch, far too slow here. Adam at 3e-3 with batch 128 reaches
+the same plateau in tens of epochs (measured in docs/results/train_speed.md).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from keras_tinyloc import paths
+from keras_tinyloc.errors import TinyLocError, cli_errors
+
+RUN_FILES = ("model.keras", "config.json", "metrics.json")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything one training run depends on (written to ``config.json``).
+
+    Attributes:
+        dataset: registry name (``uji``, ``uji-zones``, ``house-a`` … ``house-d``, ``sphere``).
+        model: emitter family (``mdcsa``, ``mamba``, ``mlp``).
+        hidden: H.  layers: L.
+        out: RUN_DIR to write.
+        epochs: maximum number of epochs.  patience: epochs without a better validation F1 before stopping.
+        batch_size: training batch size.  lr: Adam learning rate.  seed: seeds init, shuffling and dropout.
+        data_dir: ``--data-dir`` for the loader (None = default search).
+        overwrite: replace an existing non-empty RUN_DIR.
+        jit_compile: compile the train step with XLA.
+        verbose: print one line per epoch.
+        model_options: extra keyword arguments of the emitter builder (e.g. ``{"d_state": 16}``).
+        dataset_options: extra keyword arguments of the dataset loader (e.g. ``{"n_zones": 59}``).
+    """
+
+    dataset: str
+    model: str
+    hidden: int
+    layers: int
+    out: str
+    epochs: int = 100
+    patience: int = 10
+    batch_size: int = 128
+    lr: float = 3e-3
+    seed: int = 0
+    data_dir: str | None = None
+    overwrite: bool = False
+    jit_compile: bool = True
+    verbose: bool = True
+    model_options: dict = dataclasses.field(default_factory=dict)
+    dataset_options: dict = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise TinyLocError for a bad model name, a non-positive size or an occupied RUN_DIR."""
+        from keras_tinyloc.models import FAMILIES
+
+        if self.model not in FAMILIES:
+            raise TinyLocError(f"unknown model {self.model!r} (choose from {', '.join(FAMILIES)})")
+        for name in ("hidden", "layers", "epochs", "patience", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise TinyLocError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise TinyLocError(f"--lr {self.lr!r}: must be a positive number")
+        check_out_dir(self.out, self.overwrite)
+
+
+def check_out_dir(out: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse an existing non-empty RUN_DIR unless ``overwrite`` (checked before training, and again at the end)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TinyLocError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise TinyLocError(f"{out}: exists and is not empty (use --overwrite)")
+
+
+def check_labels(dataset) -> None:
+    """Every label must be -1 or a class index 0..C-1."""
+    import numpy as np
+
+    for split in ("train", "val", "test"):
+        y = dataset.split(split)[1]
+        bad = y[(y < -1) | (y >= dataset.n_classes)]
+        if bad.size:
+            raise TinyLocError(
+                f"{dataset.name}: y_{split} has label {int(bad[0])} outside -1..{dataset.n_classes - 1}"
+            )
+        if split == "train" and not np.any(y >= 0):
+            raise TinyLocError(f"{dataset.name}: the train split has no labelled step")
+
+
+# ---------------------------------------------------------------------------------------------- training loop
+def make_dataset(x, y, batch_size: int, shuffle: bool, seed: int):
+    """``tf.data`` pipeline of ``(x (B,T,F), y (B,T))`` batches, reshuffled each epoch with a fixed seed."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fit_tagger(trainer, tagger, dataset, cfg, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fit ``trainer`` (the tagger itself, or a Distiller wrapping it) with early stopping on validation F1.
+
+    After each epoch the tagger decodes the validation windows; the weights of the epoch with the best validation
+    macro-F1 (ties: the earlier epoch) are kept and restored at the end. A non-finite loss stops training with a
+    TinyLocError. ``trainer`` must already be compiled.
+
+    Returns:
+        ``{"best_epoch", "epochs_run", "train_seconds", "epoch_seconds", "history"}``.
+    """
+    import keras
+    import numpy as np
+
+    from keras_tinyloc.metrics import window_metrics
+
+    x_val, y_val = dataset.split("val")
+    state = {"best_f1": -1.0, "best_epoch": 0, "weights": None, "nan_epoch": None, "history": [], "t0": 0.0}
+
+    class _EarlyStopF1(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            state["t0"] = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - state["t0"]
+            loss = float((logs or {}).get("loss", float("nan")))
+            if not math.isfinite(loss):
+                state["nan_epoch"] = epoch + 1
+                self.model.stop_training = True
+                return
+            m = window_metrics(y_val, tagger.decode(x_val, batch_size=max(cfg.batch_size, 1024)))
+            state["history"].append(
+                {"epoch": epoch + 1, "loss": loss, "val_f1": m["f1"], "val_acc": m["acc"], "seconds": seconds}
+            )
+            better = m["f1"] > state["best_f1"]
+            if better:
+                state.update(best_f1=m["f1"], best_epoch=epoch + 1, weights=tagger.get_weights())
+            if cfg.verbose:
+                log(
+                    f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {loss:.4f}  val_f1 {m['f1']:.4f}  "
+                    f"val_acc {m['acc']:.4f}  {seconds:.2f}s{'  *' if better else ''}"
+                )
+            if epoch + 1 - state["best_epoch"] >= cfg.patience:
+                self.model.stop_training = True
+
+    x_train, y_train = dataset.split("train")
+    train_ds = make_dataset(x_train, y_train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    start = time.perf_counter()
+    trainer.fit(train_ds, epochs=cfg.epochs, verbose=0, shuffle=False, callbacks=[_EarlyStopF1()])
+    train_seconds = time.perf_counter() - start
+    if state["nan_epoch"] is not None:
+        raise TinyLocError(
+            f"training loss became NaN/inf in epoch {state['nan_epoch']} (lr {cfg.lr}): stopped, nothing written"
+        )
+    if state["weights"] is not None:
+        tagger.set_weights(state["weights"])
+    secs = [h["seconds"] for h in state["history"]]
+    return {
+        "best_epoch": state["best_epoch"],
+        "epochs_run": len(state["history"]),
+        "train_seconds": train_seconds,
+        "epoch_seconds": float(np.median(secs)) if secs else float("nan"),
+        "history": state["history"],
+    }
+
+
+def evaluate(tagger, dataset, batch_size: int = 1024) -> dict[str, float]:
+    """``{"val_f1", "val_acc", "test_f1", "test_acc"}`` of the decoded last step."""
+    from keras_tinyloc.metrics import window_metrics
+
+    out = {}
+    for split in ("val", "test"):
+        x, y = dataset.split(split)
+        m = window_metrics(y, tagger.decode(x, batch_size=batch_size))
+        out[f"{split}_f1"], out[f"{split}_acc"] = m["f1"], m["acc"]
+    return out
+
+
+def count_params(tagger) -> int:
+    """All weights of the tagger, trainable and frozen (emitter + CRF C² + 2C), as the paper counts them."""
+    from keras_tinyloc.models.params import count_params as _count
+
+    return int(_count(tagger)["total"])
+
+
+def run_config(cfg, dataset, tagger) -> dict[str, Any]:
+    """The ``config.json`` of a run: the config dataclass fields + what deployment needs to rebuild the input."""
+    config = dataclasses.asdict(cfg)
+    config.update(
+        {
+            "input_shape": list(dataset.input_shape),
+            "n_classes": dataset.n_classes,
+            "class_names": list(dataset.class_names),
+            "feature_names": list(dataset.feature_names),
+            "scaling": dataset.scaling.to_dict(),
+            "fill_value": float(dataset.fill_value),
+            "crf": tagger.crf_weights(),
+        }
+    )
+    return config
+
+
+def write_run(out, tagger, config: dict, metrics: dict, overwrite: bool) -> Path:
+    """Write ``model.keras``, ``config.json``, ``metrics.json`` to ``out`` atomically (all three or nothing)."""
+    with paths.atomic_dir(out, overwrite=overwrite) as tmp:
+        tagger.save(tmp / "model.keras")
+        paths.atomic_write_json(tmp / "config.json", config)
+        paths.atomic_write_json(tmp / "metrics.json", metrics)
+    return Path(out)
+
+
+def load_training_data(cfg):
+    """Load ``cfg.dataset`` through the registry."""
+    from keras_tinyloc.data.registry import load_dataset
+
+    return load_dataset(cfg.dataset, cfg.data_dir, **cfg.dataset_options)
+
+
+def train(cfg: TrainConfig, dataset=None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train one tagger and write its RUN_DIR.
+
+    Args:
+        cfg: the run's :class:`TrainConfig`.
+        dataset: a :class:`~keras_tinyloc.data.base.WindowDataset` to use instead of loading ``cfg.dataset``
+            (tests, notebooks, the sweep's in-memory cache).
+        log: where the per-epoch lines go.
+    Returns:
+        The metrics written to ``metrics.json``.
+    """
+    import keras
+
+    from keras_tinyloc.models import build_tagger
+
+    cfg.validate()
+    if dataset is None:
+        dataset = load_training_data(cfg)
+    check_labels(dataset)
+    tagger = build_tagger(
+        cfg.model, dataset.input_shape, dataset.n_classes, cfg.hidden, cfg.layers, seed=cfg.seed, **cfg.model_options
+    )
+    tagger.compile(optimizer=keras.optimizers.Adam(cfg.lr), jit_compile=cfg.jit_compile)
+    if cfg.verbose:
+        log(
+            f"train {cfg.model} H{cfg.hidden}L{cfg.layers} on {dataset.name}: {len(dataset.x_train)} train / "
+            f"{len(dataset.x_val)} val / {len(dataset.x_test)} test windows, input {dataset.input_shape}, "
+            f"{dataset.n_classes} classes, {count_params(tagger)} params"
+        )
+    fit = fit_tagger(tagger, tagger, dataset, cfg, log=log)
+    metrics = {**evaluate(tagger, dataset), "params": count_params(tagger), **fit}
+    write_run(cfg.out, tagger, run_config(cfg, dataset, tagger), metrics, cfg.overwrite)
+    if cfg.verbose:
+        log(
+            f"best epoch {fit['best_epoch']}: val_f1 {metrics['val_f1']:.4f} val_acc {metrics['val_acc']:.4f} "
+            f"test_f1 {metrics['test_f1']:.4f} test_acc {metrics['test_acc']:.4f} -> {cfg.out}"
+        )
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------- reading a run
+def load_run(run_dir: str | os.PathLike):
+    """Read a RUN_DIR written by ``train`` or ``distill``.
+
+    Returns:
+        ``(tagger, config, metrics)``: the :class:`~keras_tinyloc.models.tagger.CRFTagger` (not compiled), and the
+        ``config.json`` / ``metrics.json`` dictionaries.
+    Raises:
+        TinyLocError naming the missing or unreadable file.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise TinyLocError(f"{run_dir}: no such run directory")
+    docs = {}
+    for name in ("config.json", "metrics.json"):
+        path = run_dir / name
+        if not path.is_file():
+            raise TinyLocError(f"{path}: missing (not a run directory written by train/distill?)")
+        try:
+            docs[name] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TinyLocError(f"{path}: cannot read JSON ({exc})") from None
+    model_path = run_dir / "model.keras"
+    if not model_path.is_file():
+        raise TinyLocError(f"{model_path}: missing (not a run directory written by train/distill?)")
+    tagger = _load_tagger(model_path, docs["config.json"].get("model"))
+    return tagger, docs["config.json"], docs["metrics.json"]
+
+
+def _load_tagger(model_path: Path, family: str | None):
+    import importlib
+
+    import keras
+
+    from keras_tinyloc.models.tagger import CRFTagger
+
+    # the emitter's custom layers register themselves when their module is imported
+    modules = ["keras_tinyloc.models.layers"]
+    if family in ("mdcsa", "mamba"):
+        modules.append(f"keras_tinyloc.models.{family}")
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+    try:
+        tagger = keras.models.load_model(model_path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - any failure inside Keras means the file is unusable
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise TinyLocError(f"{model_path}: cannot load the model ({type(exc).__name__}: {first})") from None
+    if not isinstance(tagger, CRFTagger):
+        raise TinyLocError(f"{model_path}: holds a {type(tagger).__name__}, not a CRFTagger")
+    return tagger
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``train`` and ``distill``."""
+    parser.add_argument("--dataset", required=True, help="uji, uji-zones, house-a..house-d, sphere")
+    parser.add_argument("--model", required=True, help="emitter family: mdcsa, mamba or mlp")
+    parser.add_argument("--hidden", type=int, required=True, help="hidden size H")
+    parser.add_argument("--layers", type=int, required=True, help="layers / branches L")
+    parser.add_argument("--out", required=True, help="RUN_DIR to write (model.keras, config.json, metrics.json)")
+    parser.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    parser.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--data-dir", default=None, help="raw data directory (default: $KERAS_TINYLOC_DATA, data/raw)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty RUN_DIR")
+    parser.add_argument(
+        "--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=True,
+        help="XLA-compile the train step (default on)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_tinyloc train",
+        description="Train an emitter + CRF tagger with early stopping on validation macro-F1; write RUN_DIR.",
+    )
+    add_common_arguments(parser)
+    return parser
+
+
+def config_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "dataset": ns.dataset, "model": ns.model, "hidden": ns.hidden, "layers": ns.layers, "out": ns.out,
+        "epochs": ns.epochs, "patience": ns.patience, "batch_size": ns.batch_size, "lr": ns.lr, "seed": ns.seed,
+        "data_dir": ns.data_dir, "overwrite": ns.overwrite, "jit_compile": ns.jit_compile, "verbose": not ns.quiet,
+    }
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    cfg = TrainConfig(**config_kwargs(ns))
+    cfg.validate()  # fail before importing TensorFlow or loading data
+    metrics = train(cfg, log=lambda line: print(line, flush=True))
+    print(json.dumps({k: metrics[k] for k in ("val_f1", "val_acc", "test_f1", "test_acc", "params", "epochs_run")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""train(): RUN_DIR contents, repeatability, early stopping, bad input; load_run() round trip and errors."""
+import json
+
+import numpy as np
+import pytest
+
+from keras_tinyloc import train as train_mod
+from keras_tinyloc.data.base import MinMaxScaling, WindowDataset
+from keras_tinyloc.errors import TinyLocError
+from keras_tinyloc.metrics import window_metrics
+from keras_tinyloc.train import TrainConfig, load_run, train
+
+
+def _windows(n, rng, steps=4, feats=3, c=3):
+    y = rng.integers(0, c, size=(n, 1)).repeat(steps, axis=1).astype("int32")
+    x = np.clip(np.eye(c, feats)[y] * 0.7 + rng.uniform(0, 0.3, size=(n, steps, feats)), 0, 1).astype("float32")
+    y[::5, :2] = -1
+    return x, y
+
+
+def _dataset(seed=0):
+    rng = np.random.default_rng(seed)
+    (xt, yt), (xv, yv), (xs, ys) = _windows(96, rng), _windows(32, rng), _windows(32, rng)
+    return WindowDataset(
+        "toy", xt, yt, xv, yv, xs, ys, ["a", "b", "c"], ["ap1", "ap2", "ap3"],
+        MinMaxScaling(np.full(3, -110.0, np.float32), np.full(3, -40.0, np.float32)),
+    )
+
+
+def _cfg(out, **kw):
+    base = dict(dataset="toy", model="mlp", hidden=8, layers=1, out=str(out), epochs=3, patience=3,
+                batch_size=32, lr=1e-2, seed=0, jit_compile=False, verbose=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_run_and_is_repeatable(tmp_path):
+    ds = _dataset()
+    lines = []
+    m1 = train(_cfg(tmp_path / "r1", verbose=True), dataset=ds, log=lines.append)
+    m2 = train(_cfg(tmp_path / "r2"), dataset=ds)
+    assert sorted(p.name for p in (tmp_path / "r1").iterdir()) == ["config.json", "metrics.json", "model.keras"]
+    for key in ("val_f1", "val_acc", "test_f1", "test_acc"):
+        assert 0.0 <= m1[key] <= 1.0 and m1[key] == m2[key]
+    assert m1["epochs_run"] == 3 and m1["params"] == (3 * 8 + 8) + (8 * 3 + 3) + 9 + 6
+    assert sum(line.startswith("epoch") for line in lines) == 3
+    tagger, config, metrics = load_run(tmp_path / "r1")
+    assert metrics == json.loads((tmp_path / "r1" / "metrics.json").read_text())
+    assert config["input_shape"] == [4, 3] and config["class_names"] == ["a", "b", "c"]
+    assert config["scaling"] == {"low": [-110.0] * 3, "high": [-40.0] * 3} and config["model"] == "mlp"
+    np.testing.assert_allclose(config["crf"]["transitions"], tagger.crf.transitions.numpy(), rtol=1e-7)
+    # the saved metrics are those of the restored (best) weights
+    m = window_metrics(ds.y_test, tagger.decode(ds.x_test))
+    assert metrics["test_f1"] == pytest.approx(m["f1"]) and metrics["test_acc"] == pytest.approx(m["acc"])
+    assert metrics["val_f1"] == max(h["val_f1"] for h in metrics["history"])
+
+
+def test_refuses_occupied_run_dir_unless_overwrite(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(TinyLocError, match="not empty"):
+        train(_cfg(out, epochs=1), dataset=_dataset())
+    assert (out / "keep.txt").exists()
+    train(_cfg(out, epochs=1, overwrite=True), dataset=_dataset())
+    assert not (out / "keep.txt").exists() and (out / "model.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [({"model": "lstm"}, "unknown model"), ({"hidden": 0}, "hidden"), ({"layers": -1}, "layers"),
+     ({"epochs": 0}, "epochs"), ({"lr": float("nan")}, "lr")],
+)
+def test_bad_config(tmp_path, kw, match):
+    with pytest.raises(TinyLocError, match=match):
+        train(_cfg(tmp_path / "run", **kw), dataset=_dataset())
+    assert not (tmp_path / "run").exists()
+
+
+def test_nan_loss_stops_and_writes_nothing(tmp_path):
+    ds = _dataset()
+    ds.x_train[3, 0, 0] = np.nan
+    with pytest.raises(TinyLocError, match="NaN"):
+        train(_cfg(tmp_path / "run", epochs=2), dataset=ds)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_labels(tmp_path):
+    ds = _dataset()
+    ds.y_val[0, 0] = 3
+    with pytest.raises(TinyLocError, match="y_val has label 3"):
+        train(_cfg(tmp_path / "run"), dataset=ds)
+
+
+def test_load_run_errors(tmp_path):
+    with pytest.raises(TinyLocError, match="no such run"):
+        load_run(tmp_path / "nope")
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(TinyLocError, match="config.json: missing"):
+        load_run(run)
+    (run / "config.json").write_text('{"model": "mlp"}')
+    (run / "metrics.json").write_text("{")
+    with pytest.raises(TinyLocError, match="metrics.json: cannot read JSON"):
+        load_run(run)
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(TinyLocError, match="model.keras: missing"):
+        load_run(run)
+    (run / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(TinyLocError, match="model.keras: cannot load"):
+        load_run(run)
+
+
+def test_cli_errors_exit_2(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--model", "mlp", "--hidden", "4", "--layers", "1", "--out", str(out)]
+    assert train_mod.main(["--dataset", "nowhere", *args]) == 2
+    assert "unknown dataset 'nowhere'" in capsys.readouterr().err
+    assert train_mod.main(["--dataset", "uji", *args[:2], "--hidden", "-3", *args[4:]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --hidden -3") and err.count("\n") == 1
+    assert not out.exists()
