@@ -1,0 +1,248 @@
+"""Mamba emitter (Gu & Dao 2023) whose selective scan converts to full-int8 TFLite and runs in TFLM.
+
+The model (reference notes "Mamba model", paper "HxLy" = ``hidden`` x, ``layers`` y)::
+
+    x (B,T,F) -> Dense(F->H, no bias) -> L x MambaBlock -> RMSNorm -> Dense(H->C, no bias) -> emissions (B,T,C)
+
+    MambaBlock (residual; mamba-minimal's ResidualBlock + MambaBlock):
+        z        = RMSNorm(x)                                   (B,T,H)
+        xs, res  = split(in_proj(z))                            (B,T,E) each; in_proj Dense(H->2E, no bias)
+        xs       = silu(causal depthwise conv_k(xs) + bias)     (B,T,E); kernel k = d_conv over time
+        dlt, Bm, Cm = split(x_proj(xs))                         (B,T,R), (B,T,N), (B,T,N); x_proj Dense(E->R+2N)
+        v        = dt_proj(dlt)                                 (B,T,E); dt_proj Dense(R->E, bias)
+        y        = SelectiveScan(xs, v, Bm, Cm)                 (B,T,E)
+        out      = x + out_proj(y * silu(res))                  (B,T,H); out_proj Dense(E->H, no bias)
+
+Parameter count = the paper's (A_log counted, frozen): see :mod:`keras_tinyloc.models.params`. The embedding has no
+bias: that is the only choice that, together with the CRF's C^2 + 2C, reproduces all three published totals
+(House A H32L1 10,392 and H8L1 1,432, UJIIndoorLoc H8L1 9,543).
+
+Sign convention (the one deviation from mamba-minimal's parameterisation, exact): ``dt_proj`` outputs
+``v = -u`` where mamba-minimal's ``delta = softplus(u)``; so ``delta = softplus(-v)`` and ``exp(-delta) = sigmoid(v)``
+with no NEG in the graph. A PyTorch checkpoint maps over by negating ``dt_proj.weight`` and ``dt_proj.bias``.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_tinyloc.errors import TinyLocError
+from keras_tinyloc.models.layers import RMSNorm, silu
+
+
+@keras.saving.register_keras_serializable(package="keras_tinyloc")
+class NegInvSoftplusDt(keras.initializers.Initializer):
+    """Bias initialiser for ``dt_proj``: ``b = -softplus^-1(dt)``, ``dt = exp(U(log dt_min, log dt_max))``.
+
+    Mamba's ``dt_init`` (Gu & Dao 2023, sec. 3.6 / mamba_simple.py), negated for the ``v = -u`` convention above,
+    so the initial step sizes ``delta = softplus(-b)`` are log-uniform in ``[dt_min, dt_max]``. Shape ``(E,)``.
+    """
+
+    def __init__(self, dt_min: float = 1e-3, dt_max: float = 1e-1, dt_floor: float = 1e-4, seed=None):
+        self.dt_min, self.dt_max, self.dt_floor, self.seed = float(dt_min), float(dt_max), float(dt_floor), seed
+
+    def __call__(self, shape, dtype=None):
+        lo, hi = math.log(self.dt_min), math.log(self.dt_max)
+        dt = ops.exp(keras.random.uniform(shape, lo, hi, seed=self.seed))
+        dt = ops.maximum(dt, self.dt_floor)
+        inv_softplus = dt + ops.log(-ops.expm1(-dt))  # softplus^-1(dt) = log(exp(dt) - 1)
+        return ops.cast(-inv_softplus, dtype or "float32")
+
+    def get_config(self) -> dict:
+        return {"dt_min": self.dt_min, "dt_max": self.dt_max, "dt_floor": self.dt_floor, "seed": self.seed}
+
+
+def _powers(a, n_max: int):
+    """``[a^1, ..., a^n_max]`` stacked on a new last axis by repeated squaring: (B,T,E) -> (B,T,E,n_max).
+
+    ``p_{2k} = concat(p_k, p_k * a^k)`` with ``a^{2k} = a^k * a^k``: ceil(log2 n_max) rounds of 2 MUL + 1 CONCAT
+    each (plus one MUL for the last round's square, which is unused), so N = 16 costs 10 ops, not 15 per step.
+    """
+    ak = ops.expand_dims(a, -1)  # a^1, (B,T,E,1)
+    p = ak
+    k = 1
+    while k < n_max:
+        p = ops.concatenate([p, ops.multiply(p, ak)], axis=-1)  # (B,T,E,2k)
+        k *= 2
+        if k < n_max:
+            ak = ops.multiply(ak, ak)  # a^k for the next round
+    return p[..., :n_max] if k != n_max else p
+
+
+@keras.saving.register_keras_serializable(package="keras_tinyloc")
+class SelectiveScan(keras.layers.Layer):
+    """Mamba's selective scan (S6, Gu & Dao 2023, Algorithm 2) with A frozen at A_n = -n, in TFLM-runnable ops.
+
+    Inputs: ``x`` (B,T,E) the conv+SiLU branch; ``v`` (B,T,E) = ``-u``, the negated pre-softplus step
+    (``delta = softplus(-v)``); ``Bm`` (B,T,N); ``Cm`` (B,T,N). Output ``y`` (B,T,E).
+    Weights: ``A_log`` (E,N) = log(1..N) in every row, non-trainable (kept, and counted, to match the paper's
+    parameter totals; the graph uses A_n = -exp(A_log_n) = -n exactly); ``D`` (E,) trainable, ones.
+
+    Textbook recurrence (Algorithm 2 with zero-order hold for both A and B, eq. 4 of the paper)::
+
+        delta_t = softplus(u_t)                                     (B,T,E)
+        h_t     = exp(delta_t A) * h_{t-1} + (exp(delta_t A) - 1) / A * B_t x_t        (B,E,N), h_{-1} = 0
+        y_t     = sum_n C_{t,n} h_{t,n} + D * x_t                   (B,E)
+
+    Exact TFLM form used here (A_n = -n, a = exp(-delta) = sigmoid(-u) = sigmoid(v))::
+
+        a       = sigmoid(v)                                        (B,T,E)     LOGISTIC
+        P_n     = a^n           n = 1..N                            (B,T,E,N)   MUL/CONCAT by squaring
+        U       = (1 - P) * (B_t x_t)                               (B,T,E,N)   MUL, SUB, MUL
+        g_t     = P_t * g_{t-1} + U_t         g = n * h, g_{-1} = 0 (B,E,N)     T-1 MUL + ADD (unrolled)
+        y_t     = sum_n (C_{t,n} / n) g_{t,n} + D * x_t             (B,T,E)     BATCH_MATMUL, MUL, ADD
+
+    because exp(delta A_n) = exp(-n softplus(u)) = (1 + e^u)^-n = sigmoid(-u)^n and the ZOH input gain is
+    (1 - a^n) / n. Only LOGISTIC, MUL, SUB, ADD, CONCATENATION, UNPACK, PACK, BATCH_MATMUL and reshapes appear:
+    no EXP/LOG (softplus), NEG, SQUARE or WHILE (the T steps are unrolled in Python at trace time).
+
+    Why ZOH for B (mamba-minimal uses Euler, delta * B x): Euler needs delta itself, i.e. softplus = LOG(1 + EXP),
+    which TFLM cannot run in int8; ZOH needs only a^n. For small n*delta the two agree to first order
+    ((1 - e^{-n delta})/n = delta - n delta^2/2 + ...). Why the state is kept as g = n h (= -A h): then
+    ``g_t = a^n g_{t-1} + (1 - a^n) B_t x_t`` is an exponential moving average of B x, so every g_t lies in the
+    range of B x (and 0) whatever the step sizes: one per-tensor int8 scale fits all N state channels and all T
+    steps, and an int8 rounding error in ``a`` changes only the averaging time, never the gain.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        x_shape, _, b_shape, _ = input_shape
+        e, n = int(x_shape[-1]), int(b_shape[-1])
+        self.d_inner, self.d_state = e, n
+        self.A_log = self.add_weight(shape=(e, n), initializer="zeros", trainable=False, name="A_log")
+        self.A_log.assign(np.log(np.tile(np.arange(1, n + 1, dtype="float32"), (e, 1))))
+        self.D = self.add_weight(shape=(e,), initializer="ones", name="D")
+        self.built = True
+
+    def call(self, inputs):
+        x, v, bm, cm = inputs
+        n = self.d_state
+        p = _powers(ops.sigmoid(v), n)  # P = a^n, (B,T,E,N)
+        bx = ops.multiply(ops.expand_dims(x, -1), ops.expand_dims(bm, -2))  # B_t x_t, (B,T,E,N)
+        u = ops.multiply(ops.subtract(1.0, p), bx)  # ZOH input term times n, (B,T,E,N)
+        inv_n = ops.convert_to_tensor(1.0 / np.arange(1, n + 1, dtype="float32"))
+        c = ops.expand_dims(ops.multiply(cm, inv_n), -1)  # C_t / n, (B,T,N,1)
+
+        p_t, u_t = ops.unstack(p, axis=1), ops.unstack(u, axis=1)  # T x (B,E,N)
+        g = u_t[0]  # g_0 = U_0 since g_{-1} = 0
+        states = [g]
+        for t in range(1, len(u_t)):  # unrolled at trace time: T is fixed
+            g = ops.add(ops.multiply(p_t[t], g), u_t[t])
+            states.append(g)
+        g_all = ops.stack(states, axis=1)  # (B,T,E,N)
+        y = ops.squeeze(ops.matmul(g_all, c), -1)  # sum_n g_n C_n / n, (B,T,E)
+        return ops.add(y, ops.multiply(x, self.D))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+
+@keras.saving.register_keras_serializable(package="keras_tinyloc")
+class MambaBlock(keras.layers.Layer):
+    """One residual Mamba block (mamba-minimal ResidualBlock + MambaBlock; equations in the module docstring).
+
+    Shapes: ``x`` (B,T,H) -> (B,T,H). Sizes: E = expand * H, N = d_state, R = dt_rank, conv kernel d_conv.
+    Parameters: H (norm) + 2HE (in_proj) + (d_conv+1)E (conv) + E(R+2N) (x_proj) + (R+1)E (dt_proj)
+    + EN (A_log, frozen) + E (D) + EH (out_proj).
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank=None, **kwargs):
+        super().__init__(**kwargs)
+        self.d_model, self.d_state, self.d_conv, self.expand = int(d_model), int(d_state), int(d_conv), int(expand)
+        self.dt_rank = int(dt_rank) if dt_rank is not None else math.ceil(self.d_model / 16)
+        e, r, n = self.expand * self.d_model, self.dt_rank, self.d_state
+        self.d_inner = e
+        self.norm = RMSNorm(name="norm")
+        self.in_proj = keras.layers.Dense(2 * e, use_bias=False, name="in_proj")
+        self.conv = keras.layers.DepthwiseConv1D(self.d_conv, padding="valid", use_bias=True, name="conv1d")
+        self.x_proj = keras.layers.Dense(r + 2 * n, use_bias=False, name="x_proj")
+        dt_init_std = r**-0.5  # Mamba dt_init="random", dt_scale=1
+        self.dt_proj = keras.layers.Dense(
+            e,
+            kernel_initializer=keras.initializers.RandomUniform(-dt_init_std, dt_init_std),
+            bias_initializer=NegInvSoftplusDt(),
+            name="dt_proj",
+        )
+        self.scan = SelectiveScan(name="selective_scan")
+        self.out_proj = keras.layers.Dense(self.d_model, use_bias=False, name="out_proj")
+
+    def build(self, input_shape):
+        b, t, h = input_shape
+        e, r, n = self.d_inner, self.dt_rank, self.d_state
+        self.norm.build((b, t, h))
+        self.in_proj.build((b, t, h))
+        self.conv.build((b, t + self.d_conv - 1, e))
+        self.x_proj.build((b, t, e))
+        self.dt_proj.build((b, t, r))
+        self.scan.build(((b, t, e), (b, t, e), (b, t, n), (b, t, n)))
+        self.out_proj.build((b, t, e))
+        self.built = True
+
+    def call(self, x):
+        e, r, n = self.d_inner, self.dt_rank, self.d_state
+        xz = self.in_proj(self.norm(x))  # (B,T,2E)
+        xs, res = xz[..., :e], xz[..., e:]  # (B,T,E) each
+        xs = ops.pad(xs, ((0, 0), (self.d_conv - 1, 0), (0, 0)))  # causal: left-pad k-1 steps, (B,T+k-1,E)
+        xs = silu(self.conv(xs))  # (B,T,E)
+        dbc = self.x_proj(xs)  # (B,T,R+2N)
+        dlt, bm, cm = dbc[..., :r], dbc[..., r : r + n], dbc[..., r + n :]
+        y = self.scan((xs, self.dt_proj(dlt), bm, cm))  # (B,T,E)
+        return ops.add(x, self.out_proj(ops.multiply(y, silu(res))))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "d_model": self.d_model,
+                "d_state": self.d_state,
+                "d_conv": self.d_conv,
+                "expand": self.expand,
+                "dt_rank": self.dt_rank,
+            }
+        )
+        return config
+
+
+def build_mamba_emitter(
+    input_shape,
+    n_classes: int,
+    hidden: int,
+    layers: int,
+    d_state: int = 16,
+    d_conv: int = 4,
+    expand: int = 2,
+    dt_rank=None,
+) -> keras.Model:
+    """Mamba emitter ``(B,T,F)`` float32 -> ``(B,T,C)`` emissions (module docstring gives the equations).
+
+    Args:
+        input_shape: ``(T, F)``; T = 1 (UJIIndoorLoc, no windowing) works.
+        n_classes: C.  hidden: H (d_model).  layers: L residual blocks.
+        d_state: N (16).  d_conv: causal depthwise conv kernel over time (4).  expand: E / H (2).
+        dt_rank: R, default ceil(H / 16).
+    """
+    sizes = {"n_classes": n_classes, "hidden": hidden, "layers": layers, "d_state": d_state, "d_conv": d_conv,
+             "expand": expand}
+    if dt_rank is not None:
+        sizes["dt_rank"] = dt_rank
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise TinyLocError(f"mamba {name}={value!r}: must be a positive integer")
+    if len(tuple(input_shape)) != 2 or any(int(s) <= 0 for s in input_shape):
+        raise TinyLocError(f"mamba input_shape {tuple(input_shape)!r}: expected (T, F) with positive sizes")
+    t, f = (int(s) for s in input_shape)
+    inputs = keras.Input(shape=(t, f), name="rssi", dtype="float32")
+    h = keras.layers.Dense(hidden, use_bias=False, name="embedding")(inputs)  # (B,T,H)
+    for i in range(layers):
+        h = MambaBlock(hidden, d_state, d_conv, expand, dt_rank, name=f"mamba_block_{i}")(h)
+    h = RMSNorm(name="norm_f")(h)
+    emissions = keras.layers.Dense(n_classes, use_bias=False, name="emissions")(h)  # (B,T,C)
+    return keras.Model(inputs, emissions, name=f"mamba_h{hidden}l{layers}")
