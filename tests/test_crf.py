@@ -78,6 +78,7 @@ def test_viterbi_and_marginals_match_enumeration(steps, c):
             expected[np.arange(steps), list(y)] += py
         np.testing.assert_allclose(marg_np[b], expected, atol=1e-9)
         np.testing.assert_allclose(marg_tf[b], expected, atol=1e-5)
+        np.testing.assert_allclose(crf.log_marginals(em).numpy()[b], np.log(expected), atol=1e-4)
 
 
 def test_log_partition_and_temperature_match_enumeration():

@@ -141,6 +141,14 @@ class CRF(keras.layers.Layer):
         With ``temperature`` tau every score (emissions, transitions, start, end) is divided by tau, i.e. the
         marginals of the tempered distribution ``p(y) ∝ exp(s(y)/tau)`` (Hinton et al. 2015, applied to the CRF).
         """
+        return tf.nn.softmax(self._alpha_plus_beta(emissions, temperature), axis=-1)
+
+    def log_marginals(self, emissions, temperature: float = 1.0):
+        """``log p(y_t = c | e)`` ``(B,T,C)``, computed stably (no ``log 0``); see :meth:`marginals`."""
+        return tf.nn.log_softmax(self._alpha_plus_beta(emissions, temperature), axis=-1)
+
+    def _alpha_plus_beta(self, emissions, temperature: float):
+        """Forward-backward: ``alpha_t + beta_t`` ``(B,T,C)`` (= log marginals + log Z)."""
         em = tf.convert_to_tensor(emissions, tf.float32) / temperature
         trans = tf.convert_to_tensor(self.transitions) / temperature
         start = tf.convert_to_tensor(self.start) / temperature
@@ -149,13 +157,13 @@ class CRF(keras.layers.Layer):
         alphas = [start[None, :] + em[:, 0, :]]
         for t in range(1, steps):
             alphas.append(tf.reduce_logsumexp(alphas[-1][:, :, None] + trans[None], axis=1) + em[:, t, :])
+        # beta_{T-1} = end;  beta_t[i] = logsumexp_j(transitions[i, j] + e[t+1, j] + beta_{t+1}[j])
         betas = [tf.broadcast_to(end[None, :], tf.shape(alphas[0]))]
         for t in range(steps - 2, -1, -1):
             nxt = em[:, t + 1, :] + betas[-1]  # (B,C_next)
             betas.append(tf.reduce_logsumexp(trans[None] + nxt[:, None, :], axis=2))
         betas = betas[::-1]
-        logits = tf.stack([a + b for a, b in zip(alphas, betas)], axis=1)  # (B,T,C)
-        return tf.nn.softmax(logits, axis=-1)
+        return tf.stack([a + b for a, b in zip(alphas, betas)], axis=1)
 
 
 # ---------------------------------------------------------------------- NumPy twins (host / device reference)
