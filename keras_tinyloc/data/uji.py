@@ -546,7 +546,9 @@ def _dataset(a: dict[str, np.ndarray], name: str) -> WindowDataset:
 
 
 # --------------------------------------------------------------------------------------------- download
-def download_uji(dest_dir: str | os.PathLike | None = None, url: str = UCI_URL, timeout: float = 30.0) -> Path:
+def download_uji(
+    dest_dir: str | os.PathLike | None = None, url: str | None = None, timeout: float = 30.0
+) -> Path:
     """Download the official archive from UCI, verify it and store ``UJIIndoorLoc.zip`` in ``dest_dir``.
 
     The UCI download wraps ``UJIIndoorLoc.zip``; the inner archive is extracted. Its md5 must be
@@ -554,12 +556,13 @@ def download_uji(dest_dir: str | os.PathLike | None = None, url: str = UCI_URL, 
 
     Args:
         dest_dir: target directory (default ``data/raw/``).
-        url: where to download from.
+        url: where to download from (default :data:`UCI_URL`).
 
     Returns:
         The path of the stored ``UJIIndoorLoc.zip``.
     """
     dest = Path(dest_dir) if dest_dir else Path.cwd() / "data" / "raw"
+    url = url or UCI_URL
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             data = resp.read()
