@@ -261,13 +261,13 @@ int Decode(const Settings& s, const int8_t* output, uint8_t* labels, void* works
   double* delta = reinterpret_cast<double*>(p);
   double* next = delta + c_n;
   uint8_t* back = reinterpret_cast<uint8_t*>(next + c_n);
-  const double scale = static_cast<double>(s.output_scale);
-  // crf.viterbi_numpy in float64: delta_0 = start + e_0; cand[i][j] = delta[i] + trans[i][j];
-  // back[t][j] = first argmax_i; delta'[j] = max_i cand + e_t[j]; last = first argmax_j (delta[j] + end[j]).
-  // The dequantized emission goes through a volatile so no compiler fuses (q - zp) * scale + best into an FMA.
+  // Emissions: quantize.dequantize (float32 (q - zp) * scale), then crf.viterbi_numpy in float64:
+  // delta_0 = start + e_0; cand[i][j] = delta[i] + trans[i][j]; back[t][j] = first argmax_i;
+  // delta'[j] = max_i cand + e_t[j]; last = first argmax_j (delta[j] + end[j]).
+  // The float32 emission goes through a volatile so no compiler fuses the product into a later add (FMA).
   for (int j = 0; j < c_n; ++j) {
-    volatile double e = static_cast<double>(output[j] - s.output_zero_point) * scale;
-    delta[j] = static_cast<double>(s.start[j]) + e;
+    volatile float e = static_cast<float>(output[j] - s.output_zero_point) * s.output_scale;
+    delta[j] = static_cast<double>(s.start[j]) + static_cast<double>(e);
   }
   for (int t = 1; t < t_n; ++t) {
     const int8_t* row = output + static_cast<size_t>(t) * static_cast<size_t>(c_n);
@@ -281,8 +281,8 @@ int Decode(const Settings& s, const int8_t* output, uint8_t* labels, void* works
           arg = i;
         }
       }
-      volatile double e = static_cast<double>(row[j] - s.output_zero_point) * scale;
-      next[j] = best + e;
+      volatile float e = static_cast<float>(row[j] - s.output_zero_point) * s.output_scale;
+      next[j] = best + static_cast<double>(e);
       back[static_cast<size_t>(t) * static_cast<size_t>(c_n) + static_cast<size_t>(j)] = static_cast<uint8_t>(arg);
     }
     for (int j = 0; j < c_n; ++j) delta[j] = next[j];

@@ -10,8 +10,8 @@
 //  3. Windows: the last T steps in a ring buffer; a window ends at step s when s + 1 >= T and (s + 1 - T) % hop == 0
 //             (make_windows). Each step is scaled (MinMaxScaling.transform, float32) and quantized to int8
 //             (keras_tinyloc.quantize.quantize) as it is finished, so a window is a copy of T int8 rows.
-//  4. Decode: CRF Viterbi of the model's int8 output (dequantized in double, as crf.viterbi_numpy does),
-//             ties to the lowest class index.
+//  4. Decode: CRF Viterbi of the model's int8 output, dequantized in float32 (quantize.dequantize) and decoded
+//             in double (crf.viterbi_numpy), ties to the lowest class index.
 //
 // Usage (see tflm_app/arduino/tflm_app/tflm_app.ino):
 //   static unsigned char work[...];                    // >= tinyloc::WorkspaceBytes(settings)
