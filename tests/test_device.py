@@ -15,10 +15,7 @@ import numpy as np
 import pytest
 
 from keras_tinyloc import device
-from keras_tinyloc.data import windows as W
-from keras_tinyloc.data.base import MinMaxScaling
-from keras_tinyloc.export_c import DeviceSettings
-from keras_tinyloc.quantize import dequantize, quantize
+from keras_tinyloc.quantize import quantize
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("harness_data", ROOT / "tflm_app/core/tests/harness_data.py")
@@ -26,46 +23,6 @@ hd = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hd)
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
-
-
-def make_settings(rng, window=20, n_features=6, n_classes=5, hop=10, zero_trans=False, in_q=(1 / 255, -128)):
-    low = rng.uniform(-105, -70, n_features).astype(np.float32)
-    high = low + rng.uniform(5, 40, n_features).astype(np.float32)
-    high[0] = low[0]  # a constant feature maps to 0
-    trans = np.zeros((n_classes, n_classes)) if zero_trans else rng.normal(0, 1, (n_classes, n_classes))
-    return DeviceSettings(
-        model_name="parity", window=window, n_features=n_features, n_classes=n_classes,
-        class_names=[f"room{i}" for i in range(n_classes)], feature_names=[f"ap{i}" for i in range(n_features)],
-        scale_low=low.tolist(), scale_high=high.tolist(), fill_dbm=-120.0,
-        input_scale=float(np.float32(in_q[0])), input_zero_point=in_q[1],
-        output_scale=float(np.float32(0.0625 if zero_trans else 0.0371)), output_zero_point=-7,
-        transitions=np.float32(trans).tolist(),
-        start=(np.zeros(n_classes) if zero_trans else np.float32(rng.normal(0, 1, n_classes))).tolist(),
-        end=(np.zeros(n_classes) if zero_trans else np.float32(rng.normal(0, 1, n_classes))).tolist(),
-        arena_bytes=1000, arena_margin_bytes=256, ops=["FULLY_CONNECTED", "RESHAPE"], hop=hop,
-    )
-
-
-def make_readings(rng, n_features, n=1500, t0=1_700_000_000_123):
-    """A session with bursts, gaps longer than the forward-fill, equal times and step-boundary times."""
-    gaps = rng.choice([0, 1, 7, 60, 199, 200, 400, 1300, 2600], size=n, p=[.1, .05, .3, .25, .05, .1, .1, .03, .02])
-    t = t0 + np.cumsum(gaps)
-    ap = rng.integers(0, n_features, n)
-    rssi = rng.integers(-127, 1, n)
-    return t.astype(np.int64), ap, rssi
-
-
-def corrupt(rng, t, ap, rssi, n_features):
-    """Insert bad readings; return lists and the expected (index, code) errors from device.check_reading."""
-    t, ap, rssi = list(t), list(ap), list(rssi)
-    for pos, kind in ((3, "ap"), (50, "neg_ap"), (200, "rssi_hi"), (333, "rssi_lo"), (600, "time")):
-        if kind == "time":
-            t.insert(pos, t[pos - 1] - 1), ap.insert(pos, 0), rssi.insert(pos, -60)
-        else:
-            a = {"ap": n_features, "neg_ap": -1}.get(kind, 1)
-            r = {"rssi_hi": 1, "rssi_lo": -128}.get(kind, -60)
-            t.insert(pos, t[pos - 1]), ap.insert(pos, a), rssi.insert(pos, r)
-    return t, ap, rssi
 
 
 def run_harness(tmp_path, settings, t, ap, rssi, **kw):
@@ -76,48 +33,13 @@ def run_harness(tmp_path, settings, t, ap, rssi, **kw):
     return hd.parse_output(res.stdout, settings)
 
 
-def python_windows(settings, t, ap, rssi):
-    """Independent pipeline: validate in order, grid, windows, MinMaxScaling, quantize."""
-    keep, errors, last = [], [], None
-    for i, (ti, ai, ri) in enumerate(zip(t, ap, rssi)):
-        code = device.check_reading(settings, ti, ai, ri, last)
-        if code:
-            errors.append((i, code))
-        else:
-            keep.append(i)
-            last = ti
-    k = np.array(keep)
-    grid = W.packets_to_grid(np.array(t)[k], np.array(ap)[k], np.array(rssi)[k], settings.n_features)
-    raw, _ = W.make_windows(grid, np.zeros(len(grid)), settings.window, settings.hop)
-    scaling = MinMaxScaling(np.float32(settings.scale_low), np.float32(settings.scale_high))
-    return quantize(scaling.transform(raw), settings.input_scale, settings.input_zero_point), errors
-
-
-def viterbi_reference(settings, cases):
-    from keras_tinyloc.models.crf import viterbi_numpy  # imports TensorFlow: only here
-
-    em = dequantize(cases, settings.output_scale, settings.output_zero_point)
-    return viterbi_numpy(em, np.float32(settings.transitions), np.float32(settings.start), np.float32(settings.end))
-
-
-def quant_cases():
-    s = 0.5
-    cases = [(0.25, s, 0), (-0.25, s, 0), (0.75, s, 3), (-0.75, s, -3), (np.nextafter(np.float32(0.25), 0), s, 0)]
-    cases += [(0.49999997, 1.0, 0), (-0.49999997, 1.0, 0), (1.0, 1 / 255, -128), (0.0, 1 / 255, -128)]
-    cases += [(1e6, 0.01, 0), (-1e6, 0.01, 5), (0.5, 1 / 255, 127)]
-    rng = np.random.default_rng(3)
-    cases += [(float(x), float(sc), int(z)) for x, sc, z in zip(
-        rng.uniform(-2, 2, 40), rng.uniform(0.001, 0.05, 40), rng.integers(-128, 128, 40))]
-    return [(float(np.float32(x)), float(np.float32(sc)), z) for x, sc, z in cases]
-
-
 def test_windows_errors_labels_quantize_match_python(tmp_path):
     rng = np.random.default_rng(0)
-    st = make_settings(rng)
-    t, ap, rssi = corrupt(rng, *make_readings(rng, st.n_features), st.n_features)
+    st = hd.make_settings(rng)
+    t, ap, rssi = hd.corrupt(rng, *hd.make_readings(rng, st.n_features), st.n_features)
     cases = rng.integers(-128, 128, (150, st.window, st.n_classes)).astype(np.int8)
     cases[:10] = cases[:10, :, :1]  # all classes equal: ties resolved by transitions / lowest index
-    qc = quant_cases()
+    qc = hd.quant_cases()
     q = (st.input_scale, st.input_zero_point)
     o = (st.output_scale, st.output_zero_point)
     T, F, C = st.window, st.n_features, st.n_classes
@@ -133,7 +55,7 @@ def test_windows_errors_labels_quantize_match_python(tmp_path):
     ]
     out = run_harness(tmp_path, st, t, ap, rssi, cases=cases, quant=qc, models=models)
 
-    want, errors = python_windows(st, t, ap, rssi)
+    want, errors = hd.python_windows(st, t, ap, rssi)
     assert out["errors"] == errors == [(3, 1), (50, 1), (200, 3), (333, 3), (600, 2)]
     assert len(want) > 100 and out["end"] == (len(want), len(errors))
     np.testing.assert_array_equal(out["windows"], want)  # byte for byte
@@ -144,7 +66,7 @@ def test_windows_errors_labels_quantize_match_python(tmp_path):
     np.testing.assert_array_equal(twin, want)
     np.testing.assert_array_equal(ends, out["ends"])
 
-    ref = viterbi_reference(st, cases)
+    ref = hd.viterbi_reference(st, cases)
     np.testing.assert_array_equal(np.array(out["labels"]), ref)
     np.testing.assert_array_equal(device.decode(st, cases), ref)
     assert out["quant"] == [int(quantize(np.float32(x), s, z)) for x, s, z in qc]
@@ -155,14 +77,14 @@ def test_windows_errors_labels_quantize_match_python(tmp_path):
 def test_short_window_zero_transitions_ties(tmp_path):
     """T=7, hop 3, odd input quantization; zero CRF scores make every decision a tie (lowest index must win)."""
     rng = np.random.default_rng(1)
-    st = make_settings(rng, window=7, n_features=3, n_classes=4, hop=3, zero_trans=True, in_q=(0.0037, -3))
-    t, ap, rssi = make_readings(rng, st.n_features, n=400, t0=0)
+    st = hd.make_settings(rng, window=7, n_features=3, n_classes=4, hop=3, zero_trans=True, in_q=(0.0037, -3))
+    t, ap, rssi = hd.make_readings(rng, st.n_features, n=400, t0=0)
     cases = rng.integers(-3, 3, (200, st.window, st.n_classes)).astype(np.int8)  # few levels: many ties
     out = run_harness(tmp_path, st, t, ap, rssi, cases=cases)
-    want, errors = python_windows(st, t, ap, rssi)
+    want, errors = hd.python_windows(st, t, ap, rssi)
     assert errors == [] and len(want) > 20
     np.testing.assert_array_equal(out["windows"], want)
-    ref = viterbi_reference(st, cases)
+    ref = hd.viterbi_reference(st, cases)
     np.testing.assert_array_equal(np.array(out["labels"]), ref)
     np.testing.assert_array_equal(device.decode(st, cases), ref)
     # with zero transitions the path is the per-step argmax (first index on ties)
@@ -190,7 +112,7 @@ def test_parse_line_twin_matches_cpp(tmp_path):
 def test_stream_requires_draining(tmp_path):
     """A reading that opens a new step while finished windows are still pending is refused (kErrNotDrained)."""
     rng = np.random.default_rng(2)
-    st = make_settings(rng, window=2, n_features=2, n_classes=2, hop=1)
+    st = hd.make_settings(rng, window=2, n_features=2, n_classes=2, hop=1)
     src = tmp_path / "drain.cpp"
     src.write_text(
         '#include <stdio.h>\n#include "model_settings.h"\nunsigned char w[512]; int8_t in[4];\n'

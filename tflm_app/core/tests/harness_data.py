@@ -9,7 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_tinyloc.export_c import c_float, write_model_settings
+from keras_tinyloc import device
+from keras_tinyloc.data import windows as W
+from keras_tinyloc.data.base import MinMaxScaling
+from keras_tinyloc.export_c import DeviceSettings, c_float, write_model_settings
+from keras_tinyloc.quantize import dequantize, quantize
 
 CORE = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "harness.cpp"
@@ -96,3 +100,79 @@ def host_compile(out_dir: Path, sources: list[Path], exe: str = "harness", cxx: 
     if res.returncode != 0:
         raise AssertionError(f"compile failed: {' '.join(cmd)}\n{res.stderr}")
     return out_dir / exe
+
+
+# ---------------------------------------------------------------- inputs and independent expectations
+def make_settings(rng, window=20, n_features=6, n_classes=5, hop=10, zero_trans=False, in_q=(1 / 255, -128)):
+    low = rng.uniform(-105, -70, n_features).astype(np.float32)
+    high = low + rng.uniform(5, 40, n_features).astype(np.float32)
+    high[0] = low[0]  # a constant feature maps to 0
+    trans = np.zeros((n_classes, n_classes)) if zero_trans else rng.normal(0, 1, (n_classes, n_classes))
+    return DeviceSettings(
+        model_name="parity", window=window, n_features=n_features, n_classes=n_classes,
+        class_names=[f"room{i}" for i in range(n_classes)], feature_names=[f"ap{i}" for i in range(n_features)],
+        scale_low=low.tolist(), scale_high=high.tolist(), fill_dbm=-120.0,
+        input_scale=float(np.float32(in_q[0])), input_zero_point=in_q[1],
+        output_scale=float(np.float32(0.0625 if zero_trans else 0.0371)), output_zero_point=-7,
+        transitions=np.float32(trans).tolist(),
+        start=(np.zeros(n_classes) if zero_trans else np.float32(rng.normal(0, 1, n_classes))).tolist(),
+        end=(np.zeros(n_classes) if zero_trans else np.float32(rng.normal(0, 1, n_classes))).tolist(),
+        arena_bytes=1000, arena_margin_bytes=256, ops=["FULLY_CONNECTED", "RESHAPE"], hop=hop,
+    )
+
+
+def make_readings(rng, n_features, n=1500, t0=1_700_000_000_123):
+    """A session with bursts, gaps longer than the forward-fill, equal times and step-boundary times."""
+    gaps = rng.choice([0, 1, 7, 60, 199, 200, 400, 1300, 2600], size=n, p=[.1, .05, .3, .25, .05, .1, .1, .03, .02])
+    t = t0 + np.cumsum(gaps)
+    ap = rng.integers(0, n_features, n)
+    rssi = rng.integers(-127, 1, n)
+    return t.astype(np.int64), ap, rssi
+
+
+def corrupt(rng, t, ap, rssi, n_features):
+    """Insert bad readings; return lists and the expected (index, code) errors from device.check_reading."""
+    t, ap, rssi = list(t), list(ap), list(rssi)
+    for pos, kind in ((3, "ap"), (50, "neg_ap"), (200, "rssi_hi"), (333, "rssi_lo"), (600, "time")):
+        if kind == "time":
+            t.insert(pos, t[pos - 1] - 1), ap.insert(pos, 0), rssi.insert(pos, -60)
+        else:
+            a = {"ap": n_features, "neg_ap": -1}.get(kind, 1)
+            r = {"rssi_hi": 1, "rssi_lo": -128}.get(kind, -60)
+            t.insert(pos, t[pos - 1]), ap.insert(pos, a), rssi.insert(pos, r)
+    return t, ap, rssi
+
+
+def python_windows(settings, t, ap, rssi):
+    """Independent pipeline: validate in order, grid, windows, MinMaxScaling, quantize."""
+    keep, errors, last = [], [], None
+    for i, (ti, ai, ri) in enumerate(zip(t, ap, rssi)):
+        code = device.check_reading(settings, ti, ai, ri, last)
+        if code:
+            errors.append((i, code))
+        else:
+            keep.append(i)
+            last = ti
+    k = np.array(keep)
+    grid = W.packets_to_grid(np.array(t)[k], np.array(ap)[k], np.array(rssi)[k], settings.n_features)
+    raw, _ = W.make_windows(grid, np.zeros(len(grid)), settings.window, settings.hop)
+    scaling = MinMaxScaling(np.float32(settings.scale_low), np.float32(settings.scale_high))
+    return quantize(scaling.transform(raw), settings.input_scale, settings.input_zero_point), errors
+
+
+def viterbi_reference(settings, cases):
+    from keras_tinyloc.models.crf import viterbi_numpy  # imports TensorFlow: only here
+
+    em = dequantize(cases, settings.output_scale, settings.output_zero_point)
+    return viterbi_numpy(em, np.float32(settings.transitions), np.float32(settings.start), np.float32(settings.end))
+
+
+def quant_cases():
+    s = 0.5
+    cases = [(0.25, s, 0), (-0.25, s, 0), (0.75, s, 3), (-0.75, s, -3), (np.nextafter(np.float32(0.25), 0), s, 0)]
+    cases += [(0.49999997, 1.0, 0), (-0.49999997, 1.0, 0), (1.0, 1 / 255, -128), (0.0, 1 / 255, -128)]
+    cases += [(1e6, 0.01, 0), (-1e6, 0.01, 5), (0.5, 1 / 255, 127)]
+    rng = np.random.default_rng(3)
+    cases += [(float(x), float(sc), int(z)) for x, sc, z in zip(
+        rng.uniform(-2, 2, 40), rng.uniform(0.001, 0.05, 40), rng.integers(-128, 128, 40))]
+    return [(float(np.float32(x)), float(np.float32(sc)), z) for x, sc, z in cases]
