@@ -240,7 +240,7 @@ def test_missing_dir_and_missing_files(tmp_path, monkeypatch):
     _bad(tmp_path / "empty", "no trainingData.csv", "data download uji")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "trainingData.csv").write_text(_csv([]))
-    _bad(tmp_path / "half", str(tmp_path / "half" / "validationData.csv"), "cannot read")
+    _bad(tmp_path / "half", str(tmp_path / "half" / "validationData.csv"), "missing")
 
 
 def test_zip_without_csvs(tmp_path, monkeypatch):
@@ -285,6 +285,8 @@ def test_bad_columns_and_values(tmp_path, tables, monkeypatch):
     _bad(d, "validationData.csv", "column WAP001, row 2", "RSSI 7 outside")
     _write(d, "", good_test)
     _bad(d, "trainingData.csv", "empty")
+    _write(d, "\ufeff" + _csv(train), good_test)  # a UTF-8 byte-order mark is not part of the first column name
+    assert len(uji.load_uji(d).x_test) == len(test)
     _write(d, _csv([]), good_test)
     _bad(d, "trainingData.csv", "no data rows")
     rows = [r.copy() for r in test]

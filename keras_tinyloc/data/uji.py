@@ -85,6 +85,8 @@ class _Source:
     def md5(self) -> str:
         h = hashlib.md5()
         for f in self.files():
+            if not f.is_file():
+                raise TinyLocError(f"{f}: missing (UJIIndoorLoc needs {TRAIN_CSV} and {TEST_CSV})")
             h.update(_md5_file(f).encode())
         return h.hexdigest()
 
@@ -200,7 +202,7 @@ def _parse_csv(name: str, raw: bytes, wap_cols: list[str] | None = None) -> dict
     if not raw.strip():
         raise TinyLocError(f"{name}: file is empty")
     try:
-        df = pd.read_csv(io.BytesIO(raw), skipinitialspace=True)
+        df = pd.read_csv(io.BytesIO(raw), skipinitialspace=True, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise TinyLocError(f"{name}: file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
