@@ -58,7 +58,7 @@ class TrainConfig:
     seed: int = 0
     data_dir: str | None = None
     overwrite: bool = False
-    jit_compile: bool = True
+    jit_compile: bool = False
     verbose: bool = True
     model_options: dict = dataclasses.field(default_factory=dict)
     dataset_options: dict = dataclasses.field(default_factory=dict)
@@ -341,8 +341,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="raw data directory (default: $KERAS_TINYLOC_DATA, data/raw)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty RUN_DIR")
     parser.add_argument(
-        "--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=True,
-        help="XLA-compile the train step (default on)",
+        "--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=False,
+        help="XLA-compile the train step (default off: see docs/results/train_speed.md)",
     )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
