@@ -37,6 +37,7 @@ STATUS: dict[int, str] = {
     8: "windows_not_drained",
     9: "not_initialised",
     10: "bad_line",
+    11: "invoke_failed",  # tinyloc_app.h: kInvokeFailed
 }
 OK, ERR_AP, ERR_TIME, ERR_RSSI, ERR_PARSE = 0, 1, 2, 3, 10
 RSSI_MIN, RSSI_MAX = -127, 0

@@ -7,6 +7,7 @@
   minimum + a stated margin), a template ``AddModelOps(resolver)`` that adds exactly the model's ops to a
   ``tflite::MicroMutableOpResolver<kNumOps>``, and ``kSettings``, a ``tinyloc::Settings`` for
   ``tflm_app/core/tinyloc_core.h``.
+* ``device_settings.json`` (same values, :func:`read_device_settings`) lets ``replay`` compute the host's rooms.
 * :func:`resolver_calls` maps TFLite builtin op names (``"FULLY_CONNECTED"``) to resolver methods
   (``"AddFullyConnected"``).
 
@@ -16,13 +17,16 @@ the float32 value, ``f`` suffix): the device's scaling and CRF arithmetic depend
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from keras_tinyloc.errors import TinyLocError
-from keras_tinyloc.paths import atomic_write_text
+from keras_tinyloc.paths import atomic_write_json, atomic_write_text
+
+SETTINGS_JSON = "device_settings.json"
 
 # TFLite builtin operator name -> tflite::MicroMutableOpResolver method (tensorflow/lite/micro/micro_mutable_op_resolver.h).
 RESOLVER_METHODS: dict[str, str] = {
@@ -373,7 +377,35 @@ constexpr tinyloc::Settings kSettings = {{
 
 
 def write_model_settings(out_dir, settings: DeviceSettings) -> Path:
-    """Write ``model_settings.h`` into ``out_dir``; return its path."""
+    """Write ``model_settings.h`` (and its JSON twin ``device_settings.json``, read by ``replay``) into ``out_dir``.
+
+    Returns the path of ``model_settings.h``.
+    """
     path = Path(out_dir) / "model_settings.h"
     atomic_write_text(path, model_settings_source(settings))
+    atomic_write_json(Path(out_dir) / SETTINGS_JSON, dataclasses.asdict(settings))
     return path
+
+
+def read_device_settings(path) -> DeviceSettings:
+    """Load ``device_settings.json`` (written by :func:`write_model_settings`); one-line errors naming the file."""
+    path = Path(path)
+    if path.suffix != ".json":  # a convert output directory
+        path = path / SETTINGS_JSON
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TinyLocError(f"{path}: not found (convert the run with --quant int8 first)") from None
+    except (OSError, ValueError) as exc:
+        raise TinyLocError(f"{path}: cannot read device settings ({exc})") from None
+    names = {f.name for f in dataclasses.fields(DeviceSettings)}
+    missing = [f.name for f in dataclasses.fields(DeviceSettings)
+               if f.name not in raw and f.default is dataclasses.MISSING]
+    if not isinstance(raw, dict) or missing:
+        raise TinyLocError(f"{path}: missing field(s) {', '.join(missing) or '(not an object)'}")
+    settings = DeviceSettings(**{k: v for k, v in raw.items() if k in names})
+    try:
+        settings.validate()
+    except TinyLocError as exc:
+        raise TinyLocError(f"{path}: {exc}") from None
+    return settings

@@ -1,0 +1,144 @@
+"""replay over a pseudo-terminal, against a TEST DOUBLE of the board's serial side.
+
+The double (tflm_app/core/tests/serial_double.cpp) is the real protocol code (tinyloc_app) and the real core
+compiled for the host, with a FAKE model: output[t][c] = input[t][c % F]. It stands in for the serial link and the
+board, not for the model: the host side here uses the same fake (``fake_predict``), so agreement checks the
+pre-processing, the protocol and the decoding end to end. ``--flip-every N`` makes the double disagree on purpose.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import tty
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_tinyloc import device, replay
+from keras_tinyloc.errors import TinyLocError
+from keras_tinyloc.export_c import read_device_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("harness_data", ROOT / "tflm_app/core/tests/harness_data.py")
+hd = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hd)
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+pytest.importorskip("serial")
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    """Settings, their convert-like dir, and the compiled serial double."""
+    d = tmp_path_factory.mktemp("double")
+    rng = np.random.default_rng(5)
+    st = hd.make_settings(rng, window=8, n_features=4, n_classes=3, hop=4)
+    hd.write_harness(d, st, [], [], [])  # writes model_settings.h + device_settings.json
+    exe = hd.host_compile(d, [ROOT / "tflm_app/core/tinyloc_app.cpp", ROOT / "tflm_app/core/tests/serial_double.cpp"],
+                          exe="double")
+    return st, d, exe
+
+
+def fake_predict(settings):
+    def predict(x):
+        idx = np.arange(settings.n_classes) % settings.n_features
+        return x[:, :, idx]
+    return predict
+
+
+def start_double(exe, *args):
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    proc = subprocess.Popen([str(exe), *args], stdin=master, stdout=master, close_fds=True)
+    return proc, master, slave, os.ttyname(slave)
+
+
+def run_replay(exe, settings, lines, *args):
+    proc, master, slave, port = start_double(exe, *args)
+    link = replay.BoardLink(port)
+    try:
+        return replay.replay(link, settings, lines, fake_predict(settings), timeout=10)
+    finally:
+        link.close()
+        proc.kill()
+        proc.wait()
+        os.close(master)
+        os.close(slave)
+
+
+def session(rng, n=500):
+    t, ap, rssi = hd.make_readings(rng, 4, n=n, t0=10_000)
+    return t, ap, rssi
+
+
+def test_replay_agrees_with_host_over_pty(board, tmp_path):
+    st, d, exe = board
+    assert read_device_settings(d) == st
+    rng = np.random.default_rng(0)
+    t, ap, rssi = session(rng)
+    lines = replay.session_from_arrays(t, ap, rssi, "rec")
+    res = run_replay(exe, st, lines)
+    # independent host expectation: the pipeline's windows, the fake model, crf-style Viterbi
+    x, ends = device.input_windows(st, t, ap, rssi)
+    labels = device.decode(st, fake_predict(st)(x))[:, -1]
+    assert res.host_rooms == {int(e): int(lab) for e, lab in zip(ends, labels)}
+    assert len(res.host_rooms) > 50 and len(set(res.host_rooms.values())) > 1
+    assert res.board_rooms == res.host_rooms and res.agreement == 1.0
+    assert res.board_errors == [] and res.lines_sent == len(t)
+    text = replay.report(res, st)
+    assert f"agreement: {len(ends)}/{len(ends)} windows = 100.0%" in text
+
+
+def test_replay_reports_disagreement_and_names_bad_lines(board, tmp_path):
+    st, d, exe = board
+    rng = np.random.default_rng(1)
+    t, ap, rssi = session(rng, n=300)
+    rows = [f"{a},{b},{c}" for a, b, c in zip(t, ap, rssi)]
+    rows.insert(10, f"{t[9]},9,-50")  # AP out of range -> file line 12 (after the header)
+    rows.insert(20, f"{t[18]},1,5")  # RSSI > 0 -> line 22
+    rows.insert(30, f"{t[27] - 5},1,-50")  # time going backwards -> line 32
+    rows.insert(40, "hello,world")  # not a reading -> line 42
+    f = tmp_path / "session.csv"
+    f.write_text("time_ms,ap,rssi\n" + "\n".join(rows) + "\n")
+    lines = replay.read_session_file(f)
+    res = run_replay(exe, st, lines, "--flip-every", "3")
+    want_err = [(f"{f}:12", 1), (f"{f}:22", 3), (f"{f}:32", 2), (f"{f}:42", 10)]
+    assert [e[:2] for e in res.board_errors] == want_err == [e[:2] for e in res.expected_errors]
+    # every 3rd window the double answers room (window index % C); count the host windows that differ
+    x, ends = device.input_windows(st, t, ap, rssi)
+    host = device.decode(st, fake_predict(st)(x))[:, -1]
+    flipped = np.arange(len(ends)) % 3 == 2
+    board_expect = np.where(flipped, np.arange(len(ends)) % st.n_classes, host)
+    assert res.board_rooms == {int(e): int(b) for e, b in zip(ends, board_expect)}
+    assert res.agree == int((board_expect == host).sum()) < len(ends)
+    text = replay.report(res, st)
+    assert f"{f}:22: board rejected the line: E3 rssi_out_of_range" in text
+    assert f"agreement: {res.agree}/{len(ends)} windows" in text
+
+
+def test_replay_refuses_a_board_with_another_model(board):
+    st, d, exe = board
+    other = hd.make_settings(np.random.default_rng(2), window=8, n_features=5, n_classes=3, hop=4)
+    lines = replay.session_from_arrays([0, 10], [0, 1], [-50, -60], "rec")
+    with pytest.raises(TinyLocError, match="F=5"):
+        run_replay(exe, other, lines)
+
+
+def test_session_file_errors(tmp_path):
+    with pytest.raises(TinyLocError, match="cannot read session"):
+        replay.read_session_file(tmp_path / "missing.csv")
+    (tmp_path / "s.csv").write_text("1,2,3\nend\n")
+    with pytest.raises(TinyLocError, match=r"s.csv:2: 'end' is a protocol command"):
+        replay.read_session_file(tmp_path / "s.csv")
+    (tmp_path / "e.csv").write_text("# nothing\n\n")
+    with pytest.raises(TinyLocError, match="no readings"):
+        replay.read_session_file(tmp_path / "e.csv")
+
+
+def test_cli_names_missing_convert_dir(tmp_path, capsys):
+    assert replay.main([str(tmp_path), "--port", "/dev/null"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "device_settings.json: not found" in err and err.count("\n") == 1
