@@ -408,18 +408,21 @@ def _layout_d() -> House:
 
 def _layout_s() -> House:
     """SPHERE-like: 9 rooms (bath, bed1, bed2, hall, kitchen, living, stairs, study, toilet), 4 APs
-    (Kitchen_AP, Lounge_AP, Upstairs_AP, Study_AP) — far fewer APs than rooms, as in SPHERE."""
+    (Kitchen_AP, Lounge_AP, Upstairs_AP, Study_AP) — far fewer APs than rooms, as in SPHERE. Room
+    placement follows what SPHERE's own statistics imply (toilet, bath, bed1 near the upstairs AP; bed2
+    above the lounge, far from it; the study small and central)."""
     rects = [
         Rect("hall", 0, 4.0, 0.0, 6.0, 5.0),
         Rect("stairs", 0, 4.0, 5.0, 6.0, 8.0, climb=(1, 5.0, 8.0), n_tags=2),
-        Rect("hall", 1, 4.0, 0.0, 6.0, 8.0),  # upstairs landing: annotated as hall
         Rect("living", 0, 0.0, 0.0, 4.0, 8.0),
         Rect("study", 0, 6.0, 0.0, 9.0, 2.5),
-        Rect("toilet", 0, 6.0, 2.5, 9.0, 4.0),
-        Rect("kitchen", 0, 6.0, 4.0, 9.0, 8.0),
-        Rect("bed1", 1, 0.0, 0.0, 4.0, 4.5),
-        Rect("bed2", 1, 0.0, 4.5, 4.0, 8.0),
-        Rect("bath", 1, 6.0, 0.0, 9.0, 8.0),
+        Rect("kitchen", 0, 6.0, 2.5, 9.0, 8.0),
+        Rect("hall", 1, 4.0, 0.0, 6.0, 8.0),  # upstairs landing: annotated as hall
+        Rect("bed2", 1, 0.0, 0.0, 4.0, 4.5),
+        Rect("bed1", 1, 0.0, 4.5, 4.0, 8.0),
+        Rect("bath", 1, 6.0, 0.0, 9.0, 3.5),
+        Rect("toilet", 1, 6.0, 3.5, 9.0, 5.0),
+        Rect("hall", 1, 6.0, 5.0, 9.0, 8.0),  # landing over the kitchen
     ]
     doors = [
         ("exit", "hall", 0, 5.0, 0.05),
@@ -427,16 +430,16 @@ def _layout_s() -> House:
         ("stairs", 0, "hall", 1, 5.0, 7.9),
         ("hall", 0, "living", 0, 4.0, 2.5),
         ("hall", 0, "study", 0, 6.0, 1.2),
-        ("hall", 0, "toilet", 0, 6.0, 3.2),
-        ("hall", 0, "kitchen", 0, 6.0, 4.6),
-        ("hall", 1, "bed1", 1, 4.0, 2.5),
-        ("hall", 1, "bed2", 1, 4.0, 6.0),
-        ("hall", 1, "bath", 1, 6.0, 4.0),
+        ("hall", 0, "kitchen", 0, 6.0, 4.0),
+        ("hall", 1, "bed2", 1, 4.0, 2.0),
+        ("hall", 1, "bed1", 1, 4.0, 6.5),
+        ("hall", 1, "toilet", 1, 6.0, 4.2),
+        ("hall", 1, "bath", 1, 6.0, 2.0),
     ]
     aps = [
         ("Kitchen_AP", "kitchen", 0, 8.7, 6.0),
-        ("Lounge_AP", "living", 0, 0.3, 4.0),
-        ("Upstairs_AP", "hall", 1, 5.0, 2.0),
+        ("Lounge_AP", "living", 0, 0.3, 2.5),
+        ("Upstairs_AP", "hall", 1, 4.3, 5.5),
         ("Study_AP", "study", 0, 8.7, 0.3),
     ]
     return _build("S", rects, doors, aps, 9.0, 8.0)

@@ -283,9 +283,9 @@ def find_house(letter: str, data_dir: str | os.PathLike | None) -> tuple[str, Pa
 
 def simulated_house_dir(letter: str, seed: int = 0, scale: float = 1.0) -> Path:
     """The cached simulated copy of house ``letter`` (generated atomically on first use)."""
-    from keras_tinyloc.data.simulate import simulate_house
+    from keras_tinyloc.data.simulate import SIM_VERSION, simulate_house
 
-    root = paths.cache_dir() / "sim" / f"house_{letter}_seed{int(seed)}_scale{float(scale):g}"
+    root = paths.cache_dir() / "sim" / f"house_{letter}_seed{int(seed)}_scale{float(scale):g}_v{SIM_VERSION}"
     house = root / f"house_{letter}"
     if not house.is_dir():
         try:
@@ -331,8 +331,11 @@ def _published_recordings(house_dir: Path) -> tuple[HouseMeta, list[tuple[str, P
     return meta, recs
 
 
-def _windows_from(kind: str, where: Path, letter: str) -> dict:
-    """Raw (unscaled) windows per split plus names and provenance."""
+def house_windows(kind: str, where: Path, letter: str) -> dict:
+    """Raw (unscaled, dBm) windows ``x_{train,val,test}`` ``(B, T, F)``, ``y_*`` ``(B, T)``, names, recordings.
+
+    ``kind``/``where`` as returned by :func:`find_house` (``"published"`` or ``"flat"``).
+    """
     parts = {"train": [], "val": [], "test": []}
     if kind == "published":
         meta, recs = _published_recordings(where)
@@ -425,7 +428,7 @@ def load_house(letter: str, data_dir: str | os.PathLike | None = None, scale: fl
                 )
         except (OSError, KeyError, ValueError):
             pass  # unreadable cache: rebuild it
-    raw = _windows_from(kind, where, letter)
+    raw = house_windows(kind, where, letter)
     scaling = MinMaxScaling.fit(raw["x_train"])
     meta = {
         "source": source, "layout": kind, "path": str(where), "recordings": raw["recordings"],

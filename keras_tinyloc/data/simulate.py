@@ -18,8 +18,9 @@ The model, from the room up:
   shadowing map per AP (a static part for the house plus a small part that changes per recording),
   body shadowing that depends on the wearer's heading relative to the AP, a slow (AR(1)) and a fast
   fading term. A packet is received when a logistic detection curve around the receiver
-  sensitivity (−105 dBm) says so *and* the AP's Gilbert–Elliott channel is in its good state (bursty
-  drop-outs); a rarer wearable-level Gilbert–Elliott channel silences all APs at once.
+  sensitivity (about −105 dBm) says so; each AP has a Gilbert–Elliott interference channel whose bad
+  state raises that threshold (bursty drop-outs of the weaker links, the strong ones survive), and a
+  rarer wearable-level Gilbert–Elliott channel silences all APs at once.
   Received RSSI is rounded to an integer in −110..0 dBm. Packets are sent at 5 Hz with a few ms of jitter.
 
 The constants in :class:`RadioParams` were calibrated against the real SPHERE Challenge house
@@ -51,8 +52,12 @@ HOUSE_SPEC: dict[str, dict] = {
     "B": {"fingerprint_min": 117.8, "living_min": 47.2, "n_living": 5},
     "C": {"fingerprint_min": 82.0, "living_min": 237.0, "n_living": 7},
     "D": {"fingerprint_min": 97.0, "living_min": 178.4, "n_living": 7},
-    "S": {"fingerprint_min": 60.0, "living_min": 180.0, "n_living": 6},
+    # SPHERE-like: like the real house, one AP is switched off in each recording (Study_AP, then Lounge_AP)
+    "S": {"fingerprint_min": 60.0, "living_min": 180.0, "n_living": 6,
+          "ap_off": {"fingerprint_floor": [3], "living_1": [3], "living_2": [3], "living_3": [3],
+                     "living_4": [1], "living_5": [1], "living_6": [1]}},
 }
+SIM_VERSION = 1  # bump when the simulator's output changes (names the cached copies)
 PACKET_MS = 200  # 5 Hz
 RSSI_MIN, RSSI_MAX = -110, 0
 WEARABLE_ID = 1
@@ -63,23 +68,24 @@ START = np.datetime64("2017-03-06T09:00:00.000", "ms")
 class RadioParams:
     """Radio-channel constants (dB, dBm, m, packets). Calibrated against SPHERE (see module doc)."""
 
-    p0_dbm: float = -60.0  # RSSI at 1 m, line of sight, facing the AP
-    path_exp: float = 2.3  # log-distance path-loss exponent
-    wall_db: float = 4.5  # per interior wall crossed
-    floor_db: float = 14.0  # per storey between wearer and AP
-    shadow_db: float = 4.0  # static log-normal shadowing (std), spatially correlated
+    p0_dbm: float = -54.0  # RSSI at 1 m, line of sight, facing the AP
+    path_exp: float = 2.7  # log-distance path-loss exponent
+    wall_db: float = 8.0  # per interior wall crossed (brick)
+    floor_db: float = 22.0  # per storey between wearer and AP
+    stairwell_factor: float = 0.3  # fraction of the floor loss on the stairs (open stairwell)
+    shadow_db: float = 3.0  # static log-normal shadowing (std), spatially correlated
     shadow_corr_m: float = 1.0  # correlation length of the shadowing map
     day_shadow_db: float = 1.5  # per-recording change of the shadowing map (std)
-    body_db: float = 9.0  # body shadowing when the AP is straight behind the wearer
-    slow_db: float = 2.0  # slow fading std (AR(1))
-    slow_rho: float = 0.9  # slow fading correlation from packet to packet
-    fast_db: float = 2.6  # fast fading std (independent per packet)
+    body_db: float = 6.0  # body shadowing when the AP is straight behind the wearer
+    slow_db: float = 4.0  # slow fading std (AR(1)); decides reception together with the mean
+    slow_rho: float = 0.995  # slow fading correlation from packet to packet (~40 s)
+    fast_db: float = 3.2  # fast fading + measurement noise std (independent per packet; not in detection)
     sens_dbm: float = -103.0  # 50 % detection point of the receiver
-    sens_slope_db: float = 2.0  # width of the logistic detection curve
-    ge_good_to_bad: float = 0.03  # per-AP Gilbert–Elliott channel (interference bursts)
-    ge_bad_to_good: float = 0.2
-    ge_bad_rx: float = 0.1  # reception probability in the bad state
-    dev_good_to_bad: float = 0.0006  # wearable-level drop-outs (all APs miss)
+    sens_slope_db: float = 1.5  # width of the logistic detection curve
+    ge_good_to_bad: float = 0.004  # per-AP Gilbert–Elliott interference channel (mean good run 50 s)
+    ge_bad_to_good: float = 0.01  # (mean bad run 20 s)
+    ge_bad_db: float = 25.0  # threshold rise (desensitisation) in the bad state
+    dev_good_to_bad: float = 0.0003  # wearable-level drop-outs (all APs miss)
     dev_bad_to_good: float = 0.04
     jitter_ms: int = 30  # advertising jitter, uniform in [0, jitter_ms)
 
@@ -88,13 +94,13 @@ DEFAULT_RADIO = RadioParams()
 
 _TRANSIT = ("hall", "foyer", "landing", "stairs")
 _WEIGHTS = {  # destination weights of free-living room visits (by name keyword)
-    "living": 5.0, "lounge": 5.0, "kitchen": 3.0, "bedroom 1": 3.0, "bed1": 3.0, "bedroom": 3.0,
-    "bedroom 2": 1.0, "bed2": 1.0, "dining": 1.5, "study": 0.6, "utility": 0.4,
-    "bathroom": 1.0, "bath": 1.0, "toilet": 0.8,
+    "living": 5.0, "lounge": 5.0, "kitchen": 3.0, "bedroom 1": 3.0, "bedroom": 3.0,
+    "bedroom 2": 1.0, "bed2": 3.0, "bed1": 1.0, "dining": 1.5, "study": 0.6, "utility": 0.4,
+    "bathroom": 1.0, "bath": 1.0, "toilet": 1.0,
 }
 _DWELL_S = {  # median dwell (s) of a free-living visit, log-normal
-    "living": 600, "lounge": 600, "kitchen": 300, "bed": 480, "dining": 300, "study": 300,
-    "utility": 90, "bath": 150, "toilet": 90,
+    "living": 200, "lounge": 200, "kitchen": 150, "bed": 200, "dining": 150, "study": 60,
+    "utility": 60, "bath": 100, "toilet": 50,
 }
 
 
@@ -150,12 +156,12 @@ class _Timeline:
         speed = float(self.rng.uniform(0.8, 1.2))
         for door, nxt in self.h.route(self.rect, rect):
             d = self.h.doors[door]
-            self._leg(d.x, d.y, self.rect, speed * (0.45 if self.h.rects[self.rect].climb else 1.0))
+            self._leg(d.x, d.y, self.rect, speed * (0.35 if self.h.rects[self.rect].climb else 1.0))
             self.rect = nxt
             if pause_transit and any(k in self.h.rects[nxt].name for k in _TRANSIT):
                 if self.rng.random() < pause_transit:
                     self.stay(float(self.rng.uniform(2.0, 10.0)))
-        self._leg(x, y, rect, speed * (0.45 if self.h.rects[rect].climb else 1.0))
+        self._leg(x, y, rect, speed * (0.35 if self.h.rects[rect].climb else 1.0))
         self.rect = rect
 
     def go_out(self, dur: float) -> None:
@@ -223,7 +229,9 @@ def _scripted(house: House, rng: np.random.Generator, dur_s: float) -> _Timeline
 def _free_living(house: House, rng: np.random.Generator, dur_s: float) -> _Timeline:
     """Room visits with long log-normal dwells; rare trips outside the home."""
     names = [r.name for r in house.rects]
-    w = np.array([_weight(n) * house.rects[i].area for i, n in enumerate(names)])
+    # a room's weight is split among its rectangles by area
+    cls_area = np.bincount(house.rect_class, weights=[r.area for r in house.rects])
+    w = np.array([_weight(n) * r.area / cls_area[house.rect_class[i]] for i, (n, r) in enumerate(zip(names, house.rects))])
     w = w / w.sum()
     start = int(rng.choice(len(w), p=w))
     tl = _Timeline(house, rng, start, *_Timeline(house, rng, start, 0, 0).random_spot(start))
@@ -247,7 +255,7 @@ def _free_living(house: House, rng: np.random.Generator, dur_s: float) -> _Timel
         p[same] = 0.0
         p /= p.sum()
         nxt = int(rng.choice(len(p), p=p))
-        tl.walk_to(nxt, *tl.random_spot(nxt), pause_transit=0.08)
+        tl.walk_to(nxt, *tl.random_spot(nxt), pause_transit=0.3)
         cur = nxt
     return tl
 
@@ -321,6 +329,8 @@ class _Radio:
         dz = self.ap[None, :, 2] - z[:, None]
         d = np.maximum(np.sqrt(dx**2 + dy**2 + dz**2), 0.3)
         storeys = np.abs((z - WRIST_M)[:, None] / STOREY_M - self.ap_floor[None, :])
+        on_stairs = np.array([r.climb is not None for r in self.h.rects])[rect]
+        storeys[on_stairs] *= p.stairwell_factor  # an open stairwell: little floor in the way
         a_idx = np.arange(f_n)[None, :]
         walls = self.walls[a_idx, floor[:, None], iy[:, None], ix[:, None]]
         shadow = self.shadow[a_idx, floor[:, None], iy[:, None], ix[:, None]]
@@ -337,11 +347,13 @@ class _Radio:
         from scipy.signal import lfilter
 
         slow = lfilter([math.sqrt(1 - p.slow_rho**2)], [1.0, -p.slow_rho], rng.standard_normal((s_n, f_n)), axis=0)
-        rssi = mean + p.slow_db * slow + p.fast_db * rng.standard_normal((s_n, f_n))
-        p_det = 1.0 / (1.0 + np.exp(-(rssi - p.sens_dbm) / p.sens_slope_db))
+        level = mean + p.slow_db * slow  # what decides reception
+        rssi = level + p.fast_db * rng.standard_normal((s_n, f_n))  # what the receiver reports
+        # Gilbert–Elliott interference bursts raise the receiver's threshold: weak links drop out in bursts
+        desense = np.zeros((s_n, f_n))
         for a in range(f_n):
-            bad = _gilbert_elliott(rng, s_n, p.ge_good_to_bad, p.ge_bad_to_good)
-            p_det[bad, a] *= p.ge_bad_rx
+            desense[_gilbert_elliott(rng, s_n, p.ge_good_to_bad, p.ge_bad_to_good), a] = p.ge_bad_db
+        p_det = 1.0 / (1.0 + np.exp(-(level - p.sens_dbm - desense) / p.sens_slope_db))
         dev_bad = _gilbert_elliott(rng, s_n, p.dev_good_to_bad, p.dev_bad_to_good)
         rx = (rng.random((s_n, f_n)) < p_det) & ~dev_bad[:, None] & inside[:, None]
         val = np.clip(np.rint(rssi), RSSI_MIN, RSSI_MAX).astype(np.int16)
@@ -429,11 +441,13 @@ def _write_metadata(house: House, meta: Path) -> None:
                [np.arange(4), np.array(["walking", "standing", "sitting", "lying"])])
 
 
-def _write_recording(house: House, radio: _Radio, rng, folder: Path, tl: _Timeline, dur_s: float, t0_ms: int) -> dict:
+def _write_recording(house: House, radio: _Radio, rng, folder: Path, tl: _Timeline, dur_s: float, t0_ms: int,
+                     ap_off: list[int] = ()) -> dict:
     folder.mkdir(parents=True)
     traj = _sample(house, tl, rng, dur_s, PACKET_MS / 1000.0)
     inside = traj["kind"] != 2
     val, rx = radio.packets(rng, traj, inside)
+    rx[:, list(ap_off)] = False
     n = len(traj["t"])
     jitter = rng.integers(0, max(1, radio.p.jitter_ms), size=n)
     t_ms = t0_ms + np.arange(n, dtype=np.int64) * PACKET_MS + jitter
@@ -498,7 +512,7 @@ def simulate_house(
     shares = rng.dirichlet(np.full(n_liv, 6.0))
     liv_s = spec["living_min"] * 60.0 * scale * shares
     final = Path(out_dir) / f"house_{letter}"
-    info = {"letter": letter, "seed": int(seed), "scale": float(scale), "radio": dataclasses.asdict(radio),
+    info = {"simulator_version": SIM_VERSION, "letter": letter, "seed": int(seed), "scale": float(scale), "radio": dataclasses.asdict(radio),
             "class_names": house.class_names, "ap_names": [a.name for a in house.aps], "recordings": {}}
     with paths.atomic_dir(final, overwrite=overwrite) as tmp:
         _write_metadata(house, tmp / "metadata")
@@ -508,6 +522,7 @@ def simulate_house(
             sub = np.random.default_rng([int(seed), ord(letter), k])
             tl = _scripted(house, sub, dur) if kind == "scripted" else _free_living(house, sub, dur)
             t0_ms = int(k) * 86_400_000  # one recording per day
-            info["recordings"][name] = {"seconds": round(dur, 3), **_write_recording(house, radio_model, sub, exp / name, tl, dur, t0_ms)}
+            info["recordings"][name] = {"seconds": round(dur, 3), **_write_recording(
+                house, radio_model, sub, exp / name, tl, dur, t0_ms, spec.get("ap_off", {}).get(name, []))}
         (tmp / "simulation.json").write_text(json.dumps(info, indent=2) + "\n")
     return final
