@@ -75,17 +75,20 @@ def test_download_without_internet(tmp_path, monkeypatch, capsys):
 def test_simulate_calls_the_simulator(tmp_path, monkeypatch, capsys):
     calls = []
     fake = types.ModuleType("keras_tinyloc.data.simulate")
-    fake.simulate_house = lambda letter, out_dir, seed=0, scale=1.0: calls.append((letter, out_dir, seed, scale))
+    fake.simulate_house = lambda letter, out_dir, seed=0, scale=1.0, overwrite=False: calls.append(
+        (letter, out_dir, seed, scale, overwrite))
     monkeypatch.setitem(sys.modules, "keras_tinyloc.data.simulate", fake)
     import keras_tinyloc.data as pkg
 
     monkeypatch.setattr(pkg, "simulate", fake, raising=False)
     out = str(tmp_path / "houseB")
     assert cli.main(["simulate", "--house", "b", "--out", out, "--seed", "3", "--scale", "0.5"]) == 0
-    assert calls == [("B", out, 3, 0.5)]
+    assert calls == [("B", out, 3, 0.5, False)]
+    assert cli.main(["simulate", "--house", "s", "--out", out, "--overwrite"]) == 0
+    assert calls[-1] == ("S", out, 0, 1.0, True)
     assert cli.main(["simulate", "--house", "A", "--out", out, "--scale", "0"]) == 2
     assert "--scale 0.0" in capsys.readouterr().err
-    assert len(calls) == 1
+    assert len(calls) == 2
 
 
 def test_unknown_dataset_is_an_argparse_error(capsys):

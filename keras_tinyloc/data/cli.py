@@ -4,8 +4,8 @@
   :func:`keras_tinyloc.data.registry.load_dataset` and print :meth:`WindowDataset.info` (JSON or a table).
 * ``download uji [--dest DIR]``: fetch the official UJIIndoorLoc archive from UCI, verify, store (default
   ``data/raw/``).
-* ``simulate --house {A,B,C,D} --out DIR [--seed N] [--scale F]``: write a simulated house in the published
-  In-Home layout (:func:`keras_tinyloc.data.simulate.simulate_house`).
+* ``simulate --house {A,B,C,D,S} --out DIR [--seed N] [--scale F] [--overwrite]``: write a simulated house in the
+  published In-Home layout (:func:`keras_tinyloc.data.simulate.simulate_house`).
 """
 from __future__ import annotations
 
@@ -40,10 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="write a simulated In-Home house in the published layout",
                          description="Simulate one In-Home BLE house (floor plan, path loss, packet loss) and write "
                                      "it in the published archive layout.")
-    sim.add_argument("--house", required=True, choices=("A", "B", "C", "D"), type=str.upper, help="house letter")
+    sim.add_argument("--house", required=True, choices=("A", "B", "C", "D", "S"), type=str.upper,
+                     help="house letter: A-D (the paper's Table 3) or S (the SPHERE-like house)")
     sim.add_argument("--out", required=True, help="output directory")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sim.add_argument("--scale", type=float, default=1.0, help="scale of the recording durations (default 1.0)")
+    sim.add_argument("--overwrite", action="store_true", help="replace an existing OUT/house_X")
     return parser
 
 
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             raise TinyLocError(f"--scale {args.scale}: must be > 0")
         from keras_tinyloc.data.simulate import simulate_house
 
-        out = simulate_house(args.house, args.out, seed=args.seed, scale=args.scale)
+        out = simulate_house(args.house, args.out, seed=args.seed, scale=args.scale, overwrite=args.overwrite)
         print(f"wrote house {args.house} to {out if out is not None else args.out}")
         return 0
     raise TinyLocError(f"unknown action {args.action!r}")  # unreachable: argparse checks
