@@ -113,8 +113,9 @@ def read_packets(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[s
     """Recover the 5 Hz BLE packets from ``acceleration.csv`` (rule 1 of the module docstring).
 
     Returns:
-        ``t_ms (P,)`` int64 packet times, ``ap (P,)`` int64 AP index, ``rssi (P,)`` float32 dBm — one entry per
-        (packet, AP that heard it) — and the names of the APs heard at least once.
+        ``t_ms (P,)`` int64 packet times, ``ap (P,)`` int64 AP index, ``rssi (P,)`` float32 dBm — P readings, one
+        per (packet, AP that heard it), as :func:`windows.packets_to_grid` takes them — and the names of the APs
+        heard at least once.
     """
     import pandas as pd
 
@@ -164,14 +165,14 @@ def read_packets(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[s
     start_idx = np.flatnonzero(first)
     last_idx = np.r_[start_idx[1:] - 1, len(us) - 1]
     t_pk = np.round(us[start_idx] / 1000.0).astype(np.int64)
-    vals = rssi[last_idx]  # (P, F) the packet's last row
+    vals = rssi[last_idx]  # (packets, F): each packet's last row
     p, a = np.nonzero(~np.isnan(vals))
     heard = [AP_COLUMNS[j] for j in range(len(AP_COLUMNS)) if (~np.isnan(vals[:, j])).any()]
     return t_pk[p], a.astype(np.int64), vals[p, a].astype(np.float32), heard
 
 
 def packet_starts(us: np.ndarray) -> np.ndarray:
-    """``(R,)`` row times in µs (non-decreasing) -> ``(R,)`` bool, True where a row starts a new packet."""
+    """``(n_rows,)`` row times in µs (non-decreasing) -> ``(n_rows,)`` bool, True where a row starts a packet."""
     us = np.asarray(us, np.int64)
     if len(us) == 0:
         return np.zeros(0, bool)
@@ -190,7 +191,8 @@ def packet_starts(us: np.ndarray) -> np.ndarray:
 
 
 def read_annotations(path: Path, rooms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read ``location_k.csv``: ``start_ms (A,)``, ``end_ms (A,)`` int64 and ``room (A,)`` class, sorted by start.
+    """Read ``location_k.csv``: ``start_ms``, ``end_ms`` ``(n_intervals,)`` int64 and ``room`` ``(n_intervals,)``
+    int32 class, sorted by start.
 
     Raises TinyLocError (naming the row, header = row 1) for a missing file or column, a non-numeric time, an
     interval that ends before it starts or overlaps another, an unknown room name, or no interval at all.

@@ -193,7 +193,7 @@ def find_source(data_dir: str | os.PathLike | None = None) -> _Source:
 
 # --------------------------------------------------------------------------------------------- parsing
 def _parse_csv(name: str, raw: bytes, wap_cols: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Parse one UJI CSV into ``rssi (N, F)`` int16 (100 kept), ``lon, lat (N,)`` float64, ``floor, building (N,)``.
+    """Parse one UJI CSV into ``rssi (B, F)`` int16 (100 kept), ``lon, lat (B,)`` float64, ``floor, building (B,)``.
 
     ``wap_cols``: the WAP columns the training file defined; the test file must have the same ones.
     """
@@ -301,11 +301,11 @@ def largest_remainder(counts: np.ndarray, k: int) -> np.ndarray:
     Every group ends with at least one seat (a group left at 0 takes one from the group with the most).
 
     Args:
-        counts: ``(G,)`` group sizes (> 0).
+        counts: ``(n_groups,)`` group sizes (> 0).
         k: seats, ``k >= G``.
 
     Returns:
-        ``(G,)`` int seats summing to ``k``.
+        ``(n_groups,)`` int seats summing to ``k``.
     """
     counts = np.asarray(counts, dtype=np.float64)
     g = len(counts)
@@ -326,7 +326,7 @@ def largest_remainder(counts: np.ndarray, k: int) -> np.ndarray:
 
 
 def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """``(P, 2)`` points, ``(Z, 2)`` centres -> ``(P,)`` index of the nearest centre (first on ties)."""
+    """``(B, 2)`` points, ``(n_zones, 2)`` centres -> ``(B,)`` index of the nearest centre (first on ties)."""
     d = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
     return np.argmin(d, axis=1)
 
