@@ -461,11 +461,13 @@ def load_uji(
         "source_md5": md5,
         "labeling": labeling,
         "seed": seed,
-        "split": "75/25 of trainingData stratified by building-floor (train/val); validationData = test",
+        "split": "75/25 of trainingData " + ("stratified by building-floor" if strat is not None else
+                                             "(not stratified: a building-floor has < 2 rows)")
+                 + " for train/val; validationData = test",
         "not_detected": f"{NOT_DETECTED} -> fill_value",
     }
     if labeling == "building-floor":
-        y_all, class_names = bf_all, bf_names
+        y_all, y_test, class_names = bf_all, bf_test, bf_names
     else:
         coords_all = np.stack([t["train_lon"], t["train_lat"]], 1)
         coords_test = np.stack([t["test_lon"], t["test_lat"]], 1)
@@ -483,14 +485,13 @@ def load_uji(
             except OSError:
                 pass
         y_all, class_names = assign_zones(bf_all, coords_all, bf_names, centres)
-        bf_test_zone, _ = assign_zones(bf_test, coords_test, bf_names, centres)
-        bf_test = bf_test_zone
+        y_test, _ = assign_zones(bf_test, coords_test, bf_names, centres)
         meta["zone_model"] = str(zpath)
         meta["n_zones"] = n_zones
     arrays = {
         "x_train": x_all[i_tr], "y_train": y_all[i_tr].astype(np.int32),
         "x_val": x_all[i_va], "y_val": y_all[i_va].astype(np.int32),
-        "x_test": x_test, "y_test": bf_test.astype(np.int32),
+        "x_test": x_test, "y_test": y_test.astype(np.int32),
     }
     scaling = MinMaxScaling.fit(arrays["x_train"].astype(np.float32))
     arrays.update(
