@@ -38,15 +38,9 @@ class Line {
   size_t n_;
 };
 
-size_t Round8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
-
 }  // namespace
 
-size_t AppWorkspaceBytes(const Settings& s) {
-  const size_t t = static_cast<size_t>(s.window);
-  return Round8(WorkspaceBytes(s)) + Round8(DecodeWorkspaceBytes(s)) + Round8(t * static_cast<size_t>(s.n_features)) +
-         Round8(t * static_cast<size_t>(s.n_classes)) + Round8(t) + 8;
-}
+size_t AppWorkspaceBytes(const Settings& s) { return AppWorkspaceBytesFor(s.window, s.n_features, s.n_classes); }
 
 App::App()
     : s_(0), model_name_(""), model_(0), print_(0), ctx_(0), decode_work_(0), decode_bytes_(0), input_(0),

@@ -32,8 +32,14 @@ typedef void (*PrintFn)(void* ctx, const char* line);
 const int kInvokeFailed = 11;  // printed as "error <line> E11 invoke_failed"
 const size_t kMaxLine = 63;     // longer lines are rejected as bad lines (E10)
 
-// Workspace the App needs: stream + decode workspaces + model input/output + labels.
-size_t AppWorkspaceBytes(const Settings& s);
+// Workspace the App needs: stream + decode workspaces + model input/output + labels, each rounded up to 8 bytes.
+constexpr size_t Round8(size_t n) { return (n + 7) & ~static_cast<size_t>(7); }
+constexpr size_t AppWorkspaceBytesFor(int t, int f, int c) {
+  return Round8(StreamWorkspaceBytesFor(t, f)) + Round8(DecodeWorkspaceBytesFor(t, c)) +
+         Round8(static_cast<size_t>(t) * static_cast<size_t>(f)) + Round8(static_cast<size_t>(t) * static_cast<size_t>(c)) +
+         Round8(static_cast<size_t>(t)) + 8;
+}
+size_t AppWorkspaceBytes(const Settings& s);  // AppWorkspaceBytesFor(s.window, s.n_features, s.n_classes)
 
 class App {
  public:

@@ -79,15 +79,9 @@ Status CheckModel(const Settings& s, const ModelInfo& m) {
   return kOk;
 }
 
-size_t WorkspaceBytes(const Settings& s) {
-  const size_t f = static_cast<size_t>(s.n_features);
-  return 8 + f * sizeof(int32_t) + static_cast<size_t>(s.window) * f + 3 * f;
-}
+size_t WorkspaceBytes(const Settings& s) { return StreamWorkspaceBytesFor(s.window, s.n_features); }
 
-size_t DecodeWorkspaceBytes(const Settings& s) {
-  const size_t c = static_cast<size_t>(s.n_classes);
-  return 8 + 2 * c * sizeof(double) + static_cast<size_t>(s.window) * c;
-}
+size_t DecodeWorkspaceBytes(const Settings& s) { return DecodeWorkspaceBytesFor(s.window, s.n_classes); }
 
 int8_t Quantize(float x, float scale, int zero_point) {
   const float v = x / scale;  // float32 division, as numpy does on float32 arrays

@@ -85,10 +85,16 @@ struct ModelInfo {
 Status CheckSettings(const Settings& s);
 Status CheckModel(const Settings& s, const ModelInfo& m);
 
-// Bytes of the workspace Stream needs for these settings (T*F ring + per-AP state).
-size_t WorkspaceBytes(const Settings& s);
-// Bytes of the workspace Decode needs (2*C doubles + T*C back-pointers).
-size_t DecodeWorkspaceBytes(const Settings& s);
+// Bytes of the workspace Stream needs (T*F ring + per-AP state; +8 for alignment). constexpr for static buffers.
+constexpr size_t StreamWorkspaceBytesFor(int t, int f) {
+  return 8 + static_cast<size_t>(f) * (sizeof(int32_t) + 3) + static_cast<size_t>(t) * static_cast<size_t>(f);
+}
+// Bytes of the workspace Decode needs (2*C doubles + T*C back-pointers; +8 for alignment).
+constexpr size_t DecodeWorkspaceBytesFor(int t, int c) {
+  return 8 + 2 * static_cast<size_t>(c) * sizeof(double) + static_cast<size_t>(t) * static_cast<size_t>(c);
+}
+size_t WorkspaceBytes(const Settings& s);        // StreamWorkspaceBytesFor(s.window, s.n_features)
+size_t DecodeWorkspaceBytes(const Settings& s);  // DecodeWorkspaceBytesFor(s.window, s.n_classes)
 
 // One feature value: raw dBm -> scaled [0, 1] float32 -> int8 (twin of device.scale_quantize).
 int8_t ScaleQuantize(const Settings& s, int feature, float raw_dbm);

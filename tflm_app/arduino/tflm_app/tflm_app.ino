@@ -1,0 +1,147 @@
+// tflm_app: room-level indoor localisation on an Arduino board with TensorFlow Lite Micro
+// (tested target: Arduino Nano 33 BLE Sense, nRF52840 Cortex-M4F; any board with an Arduino TFLM library).
+//
+// Do not build this folder from the repository: run
+//   python -m keras_tinyloc export-sketch RUN_DIR/tflite-int8 --out my_sketch
+// which copies this sketch, the portable core (tinyloc_core.*, tinyloc_app.*) and the model files
+// (model_data.cpp/.h, model_settings.h) into my_sketch/, then open my_sketch/my_sketch.ino in the Arduino IDE.
+//
+// Serial protocol (115200 baud, see tinyloc_app.h and tflm_app/README.md):
+//   host -> board: "<time_ms>,<ap_index>,<rssi_dbm>" per reading, "reset", "end"
+//   board -> host: "ready ...", "room <line> <end_step> <class> <name>" per window, "error <line> E<code> <name>",
+//                  "done <lines> <windows> <errors>"; setup problems are "error 0 E<code> <name> ..." lines.
+
+// An Arduino TFLM library: "Chirale_TensorFlowLite" (maintained) or the older "Arduino_TensorFlowLite".
+#if __has_include(<Chirale_TensorFlowLite.h>)
+#include <Chirale_TensorFlowLite.h>
+#else
+#include <TensorFlowLite.h>
+#endif
+
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+
+#include "model_data.h"
+#include "model_settings.h"
+#include "tinyloc_app.h"
+#include "tinyloc_core.h"
+
+namespace {
+
+constexpr unsigned long kBaud = 115200;
+
+// The tensor arena: the measured minimum + the margin stated in model_settings.h. If AllocateTensors fails,
+// the board prints "error 0 E4 arena_too_small": convert again with a larger --arena-margin.
+alignas(16) uint8_t g_tensor_arena[model_settings::kTensorArenaSize];
+
+// Everything the core needs (ring buffer, per-AP state, Viterbi buffers, model input/output): no heap.
+alignas(8) unsigned char g_app_work[tinyloc::AppWorkspaceBytesFor(
+    model_settings::kWindow, model_settings::kNumFeatures, model_settings::kNumClasses)];
+
+// Exactly the model's ops (model_settings::AddModelOps adds kNumOps of them).
+tflite::MicroMutableOpResolver<model_settings::kNumOps> g_resolver;
+tflite::MicroInterpreter* g_interpreter = nullptr;
+tinyloc::App g_app;
+bool g_ready = false;
+char g_setup_error[96] = "";
+
+void PrintLine(void*, const char* line) { Serial.println(line); }
+
+// ModelFn for tinyloc::App: copy the int8 window in, invoke, copy the int8 emissions out.
+bool RunModel(void*, const int8_t* input, int8_t* output) {
+  TfLiteTensor* in = g_interpreter->input(0);
+  memcpy(in->data.int8, input, model_settings::kWindow * model_settings::kNumFeatures);
+  if (g_interpreter->Invoke() != kTfLiteOk) return false;
+  memcpy(output, g_interpreter->output(0)->data.int8, model_settings::kWindow * model_settings::kNumClasses);
+  return true;
+}
+
+void SetupError(int code, const char* what) {
+  snprintf(g_setup_error, sizeof(g_setup_error), "error 0 E%d %s %s", code, tinyloc::StatusName(code), what);
+  Serial.println(g_setup_error);
+}
+
+void FillInfo(const TfLiteTensor* t, int* dims, int* ndims, bool* is_int8, float* scale, int* zero_point) {
+  *ndims = t->dims->size > 4 ? 4 : t->dims->size;
+  for (int i = 0; i < *ndims; ++i) dims[i] = t->dims->data[i];
+  *is_int8 = t->type == kTfLiteInt8;
+  *scale = t->params.scale;
+  *zero_point = t->params.zero_point;
+}
+
+}  // namespace
+
+void setup() {
+  Serial.begin(kBaud);
+  const unsigned long start = millis();
+  while (!Serial && millis() - start < 3000) {
+  }
+
+  const tflite::Model* model = tflite::GetModel(g_model);
+  if (model->version() != TFLITE_SCHEMA_VERSION) {
+    SetupError(tinyloc::kErrSettings, "flatbuffer schema version differs from this TFLM library");
+    return;
+  }
+  if (model_settings::AddModelOps(g_resolver) != model_settings::kNumOps) {
+    SetupError(tinyloc::kErrOpCount, "an op of model_settings.h could not be added to the resolver");
+    return;
+  }
+  static tflite::MicroInterpreter interpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
+  g_interpreter = &interpreter;
+  if (g_interpreter->AllocateTensors() != kTfLiteOk) {
+    SetupError(tinyloc::kErrSettings, "arena_too_small: AllocateTensors failed (raise --arena-margin)");
+    return;
+  }
+
+  // The settings header must describe this model: shapes, quantization, op list.
+  tinyloc::ModelInfo info = {};
+  FillInfo(g_interpreter->input(0), info.input_dims, &info.input_ndims, &info.input_is_int8, &info.input_scale,
+           &info.input_zero_point);
+  FillInfo(g_interpreter->output(0), info.output_dims, &info.output_ndims, &info.output_is_int8,
+           &info.output_scale, &info.output_zero_point);
+  info.n_op_codes = static_cast<int>(model->operator_codes()->size());
+  const tinyloc::Status st = tinyloc::CheckModel(model_settings::kSettings, info);
+  if (st != tinyloc::kOk) {
+    SetupError(st, "model_settings.h does not match model_data.cpp (export both from the same convert dir)");
+    return;
+  }
+  if (g_app.Init(model_settings::kSettings, model_settings::kModelName, g_app_work, sizeof(g_app_work), RunModel,
+                 PrintLine, nullptr) != tinyloc::kOk) {
+    SetupError(tinyloc::kErrSettings, "core workspace");
+    return;
+  }
+  g_ready = true;
+  Serial.print("# arena used ");
+  Serial.print(static_cast<unsigned long>(g_interpreter->arena_used_bytes()));
+  Serial.print(" of ");
+  Serial.println(static_cast<unsigned long>(model_settings::kTensorArenaSize));
+  g_app.PrintReady();
+}
+
+void loop() {
+  if (!g_ready) {  // keep telling the host what went wrong in setup()
+    static unsigned long last = 0;
+    if (millis() - last > 2000) {
+      last = millis();
+      Serial.println(g_setup_error);
+    }
+    return;
+  }
+
+  // Replay / recorded data: readings arrive over the serial line protocol.
+  while (Serial.available() > 0) {
+    g_app.PutChar(static_cast<char>(Serial.read()));
+  }
+
+  // ======================= BLE SCAN: live readings instead of the serial replay ========================
+  // On a Nano 33 BLE Sense, a BLE scan feeds the same core. With the ArduinoBLE library:
+  //   setup():  BLE.begin(); BLE.scanForUuid(...) or BLE.scan(true);
+  //   loop():   BLEDevice p = BLE.available();
+  //             if (p) {
+  //               int ap = ApIndexFor(p.address());   // position of the beacon in model_settings::kFeatureNames
+  //               if (ap >= 0) g_app.AddReading(millis(), ap, p.rssi());  // rooms are printed per window
+  //             }
+  // ApIndexFor is yours to write: the AP order must be the training data's (model_settings::kFeatureNames).
+  // ====================================================================================================
+}

@@ -1,0 +1,142 @@
+// tflm_app for STM32 (any Cortex-M4F/M7 part with a UART; e.g. NUCLEO-F446RE / NUCLEO-L476RG, USART2 = ST-Link VCP).
+//
+// Same program as the Arduino sketch: TFLM with exactly the model's ops, the arena from model_settings.h, the
+// serial line protocol of tinyloc_app.h, one room printed per window. The board specifics are three functions:
+//   tinyloc_board_init()          clocks + UART at 115200 8N1 (CubeMX-generated code does this)
+//   tinyloc_uart_read_byte()      next received byte or -1
+//   tinyloc_uart_write(s, n)      blocking write
+// With STM32 HAL (USE_HAL_DRIVER defined, as in every CubeIDE project) they are implemented below on huart2;
+// otherwise link your own.
+//
+// Builds:
+//   STM32CubeIDE: add this file with -DTINYLOC_NO_MAIN and call tinyloc_setup() / tinyloc_loop() from the
+//                 USER CODE blocks of the generated main.c (see tflm_app/README.md).
+//   Makefile:     make TFLM_TREE=/path/to/tflm-tree STARTUP=... LDSCRIPT=... (see Makefile).
+#include <stdio.h>
+#include <string.h>
+
+#include "model_data.h"
+#include "model_settings.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+#include "tinyloc_app.h"
+#include "tinyloc_core.h"
+
+extern "C" {
+int tinyloc_board_init(void);
+int tinyloc_uart_read_byte(void);
+void tinyloc_uart_write(const char* s, unsigned n);
+void tinyloc_setup(void);
+void tinyloc_loop(void);
+}
+
+#if defined(USE_HAL_DRIVER)
+#include "main.h"  // CubeMX: pulls in stm32xxxx_hal.h
+extern UART_HandleTypeDef huart2;
+extern "C" int tinyloc_board_init(void) { return 0; }  // CubeMX's main() already ran MX_USART2_UART_Init()
+extern "C" int tinyloc_uart_read_byte(void) {
+  uint8_t c;
+  return HAL_UART_Receive(&huart2, &c, 1, 0) == HAL_OK ? c : -1;
+}
+extern "C" void tinyloc_uart_write(const char* s, unsigned n) {
+  HAL_UART_Transmit(&huart2, reinterpret_cast<uint8_t*>(const_cast<char*>(s)), static_cast<uint16_t>(n), 100);
+}
+#endif
+
+namespace {
+
+alignas(16) uint8_t g_tensor_arena[model_settings::kTensorArenaSize];
+alignas(8) unsigned char g_app_work[tinyloc::AppWorkspaceBytesFor(
+    model_settings::kWindow, model_settings::kNumFeatures, model_settings::kNumClasses)];
+tflite::MicroMutableOpResolver<model_settings::kNumOps> g_resolver;
+tflite::MicroInterpreter* g_interpreter = nullptr;
+tinyloc::App g_app;
+bool g_ready = false;
+
+void Write(const char* s) { tinyloc_uart_write(s, static_cast<unsigned>(strlen(s))); }
+
+void PrintLine(void*, const char* line) {
+  Write(line);
+  Write("\r\n");
+}
+
+bool RunModel(void*, const int8_t* input, int8_t* output) {
+  memcpy(g_interpreter->input(0)->data.int8, input, model_settings::kWindow * model_settings::kNumFeatures);
+  if (g_interpreter->Invoke() != kTfLiteOk) return false;
+  memcpy(output, g_interpreter->output(0)->data.int8, model_settings::kWindow * model_settings::kNumClasses);
+  return true;
+}
+
+void SetupError(int code, const char* what) {
+  char line[128];
+  snprintf(line, sizeof(line), "error 0 E%d %s %s", code, tinyloc::StatusName(code), what);
+  PrintLine(nullptr, line);
+}
+
+void FillInfo(const TfLiteTensor* t, int* dims, int* ndims, bool* is_int8, float* scale, int* zero_point) {
+  *ndims = t->dims->size > 4 ? 4 : t->dims->size;
+  for (int i = 0; i < *ndims; ++i) dims[i] = t->dims->data[i];
+  *is_int8 = t->type == kTfLiteInt8;
+  *scale = t->params.scale;
+  *zero_point = t->params.zero_point;
+}
+
+}  // namespace
+
+extern "C" void tinyloc_setup(void) {
+  const tflite::Model* model = tflite::GetModel(g_model);
+  if (model->version() != TFLITE_SCHEMA_VERSION) {
+    SetupError(tinyloc::kErrSettings, "flatbuffer schema version differs from this TFLM tree");
+    return;
+  }
+  if (model_settings::AddModelOps(g_resolver) != model_settings::kNumOps) {
+    SetupError(tinyloc::kErrOpCount, "an op of model_settings.h could not be added to the resolver");
+    return;
+  }
+  static tflite::MicroInterpreter interpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
+  g_interpreter = &interpreter;
+  if (g_interpreter->AllocateTensors() != kTfLiteOk) {
+    SetupError(tinyloc::kErrSettings, "arena_too_small: AllocateTensors failed (raise --arena-margin)");
+    return;
+  }
+  tinyloc::ModelInfo info = {};
+  FillInfo(g_interpreter->input(0), info.input_dims, &info.input_ndims, &info.input_is_int8, &info.input_scale,
+           &info.input_zero_point);
+  FillInfo(g_interpreter->output(0), info.output_dims, &info.output_ndims, &info.output_is_int8,
+           &info.output_scale, &info.output_zero_point);
+  info.n_op_codes = static_cast<int>(model->operator_codes()->size());
+  const tinyloc::Status st = tinyloc::CheckModel(model_settings::kSettings, info);
+  if (st != tinyloc::kOk) {
+    SetupError(st, "model_settings.h does not match model_data (export both from the same convert dir)");
+    return;
+  }
+  if (g_app.Init(model_settings::kSettings, model_settings::kModelName, g_app_work, sizeof(g_app_work), RunModel,
+                 PrintLine, nullptr) != tinyloc::kOk) {
+    SetupError(tinyloc::kErrSettings, "core workspace");
+    return;
+  }
+  g_ready = true;
+  char line[96];
+  snprintf(line, sizeof(line), "# arena used %u of %d", static_cast<unsigned>(g_interpreter->arena_used_bytes()),
+           model_settings::kTensorArenaSize);
+  PrintLine(nullptr, line);
+  g_app.PrintReady();
+}
+
+extern "C" void tinyloc_loop(void) {
+  if (!g_ready) return;
+  for (int c = tinyloc_uart_read_byte(); c >= 0; c = tinyloc_uart_read_byte()) {
+    g_app.PutChar(static_cast<char>(c));
+  }
+  // BLE SCAN: on a board with a BLE radio (e.g. STM32WB), call g_app.AddReading(ms, ap_index, rssi) here for
+  // each advertisement heard, with ap_index = the beacon's position in model_settings::kFeatureNames.
+}
+
+#ifndef TINYLOC_NO_MAIN
+int main(void) {
+  tinyloc_board_init();
+  tinyloc_setup();
+  for (;;) tinyloc_loop();
+}
+#endif
