@@ -34,7 +34,8 @@ def write_acc(path: Path, starts_us, values, rows_per_packet=None, first_row_val
             if first_row_values is not None and j == 0 and p in first_row_values:
                 vals = first_row_values[p]
             cells = ["" if np.isnan(a) else f"{a:.1f}" for a in vals[:n_ap]]
-            lines.append(f"{(s + k * ROW) / 1e6:.6f},0.9,-0.2,0.1," + ",".join(cells))
+            t = (s + k * ROW) / 1e6
+            lines.append(f"{t:.6f},{np.sin(t):.4f},{np.cos(t):.4f},{t / 1000:.4f}," + ",".join(cells))
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -162,6 +163,40 @@ def test_tiny_layout_counts_labels_and_values(tiny):
     tr_raw = ds.x_train * (ds.scaling.high - ds.scaling.low) + ds.scaling.low
     np.testing.assert_allclose(tr_raw.reshape(-1, 4).max(0)[:3], ds.scaling.high[:3], atol=1e-4)
     assert ds.meta["sequences"]["00008"]["split"] == "test"
+
+
+def test_accelerometer_features_are_per_step_means(tiny):
+    root, iv, secs, packets = tiny
+    rssi_only = sphere.load_sphere(root)
+    ds = sphere.load_sphere(root, accelerometer=True)
+    assert ds.feature_names == [*sphere.AP_COLUMNS, "acc_x", "acc_y", "acc_z"] and ds.input_shape == (20, 7)
+    np.testing.assert_array_equal(ds.x_test[..., :4], rssi_only.x_test)
+    np.testing.assert_array_equal(ds.y_test, rssi_only.y_test)
+    # independent: mean of the rows whose time falls in each 0.2 s step, last value kept <= 5 steps, else 0
+    rows = np.loadtxt(root / "public_data" / "train" / "00008" / "acceleration.csv", delimiter=",", skiprows=1,
+                      usecols=(0, 1, 2, 3))
+    n = int(secs["00008"] * 5) + 1
+    step = (np.round(rows[:, 0] * 1000) // 200).astype(int)
+    expect, last, age = np.zeros((n, 3)), np.zeros(3), 99
+    for k in range(n):
+        here = rows[step == k, 1:]
+        if len(here):
+            last, age = here.mean(0), 0
+        else:
+            age += 1
+        expect[k] = last if age <= 5 else 0.0
+    y = labels_by_loop(n, iv["00008"])
+    starts = [s for s in range(0, n - 19, 10) if (y[s:s + 20] >= 0).any()]
+    raw = ds.x_test[..., 4:] * (ds.scaling.high[4:] - ds.scaling.low[4:]) + ds.scaling.low[4:]
+    np.testing.assert_allclose(raw, np.stack([expect[s:s + 20] for s in starts]), atol=1e-4)
+
+
+def test_accelerometer_grid_gap_rule():
+    t = np.array([10, 60, 250, 1850, 1900])  # steps 0, 0, 1, 9, 9
+    xyz = np.array([[1, 2, 3], [3, 4, 5], [7, 7, 7], [0.5, 0.5, 0.5], [1.5, 1.5, 1.5]], np.float32)
+    g = sphere.accelerometer_grid(t, xyz, 11)
+    expect = [[2, 3, 4]] + [[7, 7, 7]] * 6 + [[0, 0, 0]] * 2 + [[1, 1, 1]] * 2  # step 1 held for steps 2..6
+    np.testing.assert_allclose(g, expect)
 
 
 def test_second_load_comes_from_the_cache(tiny, monkeypatch):

@@ -32,11 +32,17 @@ Processing:
 4. **Fixed split**: sequences 00001–00007 → train / validation by contiguous 60 s blocks within each sequence
    (:func:`~windows.split_recording`: every 4th block → validation, 75/25); 00008–00010 → test.
 5. **Scaling**: :class:`MinMaxScaling` fit on the training windows (raw dBm).
+6. **Optional accelerometer** (``accelerometer=True``, off by default; the paper's comparison is RSSI-only): three
+   more features ``acc_x, acc_y, acc_z`` after the four APs (F = 7): per 0.2 s step the mean of the 20 Hz rows in
+   that step (g), a step without rows takes the last step's value for up to 1 s (the same gap rule, through
+   :func:`~windows.packets_to_grid`) and 0 g after that. ``fill_value`` concerns the RSSI features only, and the
+   device pipeline (``tflm_app/core``) does not compute these features.
 
 The processed arrays are cached (``paths.cache_dir()/sphere-v{N}-{md5}.npz``, atomic), keyed by the md5 of every
 file read.
 
-Shapes: ``x_*`` ``(B, 20, 4)`` float32 in [0, 1]; ``y_*`` ``(B, 20)`` int32, ``-1`` = unlabelled step.
+Shapes: ``x_*`` ``(B, 20, F)`` float32 in [0, 1] with F = 4 (7 with the accelerometer); ``y_*`` ``(B, 20)`` int32,
+``-1`` = unlabelled step.
 """
 from __future__ import annotations
 
@@ -54,12 +60,14 @@ from keras_tinyloc.data.base import UNLABELLED, MinMaxScaling, WindowDataset
 from keras_tinyloc.errors import TinyLocError
 
 AP_COLUMNS = ("Kitchen_AP", "Lounge_AP", "Upstairs_AP", "Study_AP")
+ACC_COLUMNS = ("x", "y", "z")
+ACC_FEATURES = ("acc_x", "acc_y", "acc_z")
 TRAIN_SEQUENCES = tuple(f"{i:05d}" for i in range(1, 8))
 TEST_SEQUENCES = ("00008", "00009", "00010")
 ROW_US = 50048  # spacing of the accelerometer rows of one packet, µs
 ROW_TOL_US = 3
 RSSI_MIN, RSSI_MAX = -127.0, 0.0
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 # --------------------------------------------------------------------------------------------- finding the data
@@ -190,6 +198,45 @@ def packet_starts(us: np.ndarray) -> np.ndarray:
         start[np.flatnonzero(too_far)[0]] = True
 
 
+def read_accelerometer(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 20 Hz accelerometer rows of ``acceleration.csv``: ``t_ms (n_rows,)`` int64 and ``xyz (n_rows, 3)`` float32 g."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise TinyLocError(f"{path}: file is empty") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise TinyLocError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    cols = {}
+    for col in ("t", *ACC_COLUMNS):
+        if col not in df.columns:
+            raise TinyLocError(f"{path}: missing column {col}")
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        if np.isnan(v).any():
+            i = int(np.flatnonzero(np.isnan(v))[0])
+            raise TinyLocError(f"{path}: row {i + 2}, column {col}: non-numeric value {str(df[col].iloc[i])!r}")
+        cols[col] = v
+    t_ms = np.round(np.round(cols["t"] * 1e6) / 1000.0).astype(np.int64)
+    return t_ms, np.stack([cols[c] for c in ACC_COLUMNS], 1).astype(np.float32)
+
+
+def accelerometer_grid(t_ms: np.ndarray, xyz: np.ndarray, n_steps: int, source: str = "accelerometer") -> np.ndarray:
+    """``(n_rows,)`` times and ``(n_rows, 3)`` samples -> ``(S, 3)`` float32 per-step means (rule 6)."""
+    step = np.asarray(t_ms, np.int64) // windows.STEP_MS
+    keep = (step >= 0) & (step < n_steps)
+    step, xyz = step[keep], np.asarray(xyz, np.float64)[keep]
+    counts = np.bincount(step, minlength=n_steps)
+    has = np.flatnonzero(counts)
+    means = np.stack([np.bincount(step, weights=xyz[:, j], minlength=n_steps) for j in range(3)], 1)[has]
+    means /= counts[has, None]
+    return windows.packets_to_grid(
+        np.repeat(has * windows.STEP_MS, 3), np.tile(np.arange(3), len(has)), means.ravel(), 3,
+        t0_ms=0, n_steps=n_steps, fill=0.0, source=source,
+    )
+
+
 def read_annotations(path: Path, rooms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read ``location_k.csv``: ``start_ms``, ``end_ms`` ``(n_intervals,)`` int64 and ``room`` ``(n_intervals,)``
     int32 class, sorted by start.
@@ -256,8 +303,9 @@ def step_labels(n_steps: int, start_ms: np.ndarray, end_ms: np.ndarray, room: np
     return y
 
 
-def read_sequence(seq_dir: Path, rooms: list[str]) -> dict:
-    """One sequence -> ``grid (S, 4)`` float32 dBm, ``labels (S,)`` int32 and facts for the metadata."""
+def read_sequence(seq_dir: Path, rooms: list[str], accelerometer: bool = False) -> dict:
+    """One sequence -> ``grid (S, 4)`` float32 dBm (``(S, 7)`` with the accelerometer in g appended),
+    ``labels (S,)`` int32 and facts for the metadata."""
     acc = seq_dir / "acceleration.csv"
     if not acc.is_file():
         raise TinyLocError(f"{seq_dir}: no acceleration.csv in this sequence folder")
@@ -272,6 +320,8 @@ def read_sequence(seq_dir: Path, rooms: list[str]) -> dict:
             raise TinyLocError(f"{meta_path}: expected JSON with a numeric 'end' (seconds)") from None
     n_steps = end_ms // windows.STEP_MS + 1
     grid = windows.packets_to_grid(t_ms, ap, rssi, len(AP_COLUMNS), t0_ms=0, n_steps=n_steps, source=str(acc))
+    if accelerometer:
+        grid = np.concatenate([grid, accelerometer_grid(*read_accelerometer(acc), n_steps, str(acc))], axis=1)
     labels = step_labels(n_steps, *ann)
     if not (labels >= 0).any():
         raise TinyLocError(f"{seq_dir / 'location_0.csv'}: no annotated interval overlaps the recording")
@@ -284,6 +334,7 @@ def load_sphere(
     data_dir: str | os.PathLike | None = None,
     train_sequences: tuple[str, ...] = TRAIN_SEQUENCES,
     test_sequences: tuple[str, ...] = TEST_SEQUENCES,
+    accelerometer: bool = False,
 ) -> WindowDataset:
     """Load the SPHERE house as a :class:`WindowDataset` (rules in the module docstring).
 
@@ -291,9 +342,11 @@ def load_sphere(
         data_dir: folder holding ``public_data/`` (or ``public_data/`` itself); ``None`` = default search.
         train_sequences: sequence folders split into train / validation by contiguous blocks.
         test_sequences: sequence folders used whole as the test set.
+        accelerometer: append the three accelerometer features (rule 6); default RSSI only.
 
     Returns:
-        x ``(B, 20, 4)`` float32 in [0, 1], y ``(B, 20)`` int32 with ``-1`` = unlabelled step.
+        x ``(B, 20, F)`` float32 in [0, 1] (F = 4, or 7 with the accelerometer), y ``(B, 20)`` int32 with
+        ``-1`` = unlabelled step.
     """
     public = find_public_dir(data_dir)
     train_dir = public / "train"
@@ -309,7 +362,10 @@ def load_sphere(
     files = [public / "rooms.json"]
     for d in use["train"] + use["test"]:
         files += [d / n for n in ("acceleration.csv", "location_0.csv", "meta.json") if (d / n).is_file()]
-    h = hashlib.md5(f"{CACHE_VERSION}|{','.join(train_sequences)}|{','.join(test_sequences)}".encode())
+    accelerometer = bool(accelerometer)
+    h = hashlib.md5(
+        f"{CACHE_VERSION}|{','.join(train_sequences)}|{','.join(test_sequences)}|acc={accelerometer}".encode()
+    )
     for f in files:
         h.update(f"{f.relative_to(public)}|".encode())
         h.update(_md5_file(f).encode())
@@ -324,7 +380,7 @@ def load_sphere(
     seq_meta = {}
     for split in ("train", "test"):
         for d in use[split]:
-            rec = read_sequence(d, rooms)
+            rec = read_sequence(d, rooms, accelerometer=accelerometer)
             if split == "train":
                 got = windows.split_recording(rec["grid"], rec["labels"])
             else:
@@ -353,10 +409,12 @@ def load_sphere(
         "annotator": 0,
         "split": "00001-00007 train/val by contiguous 60 s blocks (every 4th -> val); 00008-00010 test",
         "absent_ap": f"an AP absent from a sequence reads {windows.FILL_DBM:g} dBm throughout",
+        "accelerometer": accelerometer,
         "sequences": seq_meta,
     }
     arrays.update(
         low=scaling.low, high=scaling.high, class_names=np.asarray(rooms),
+        feature_names=np.asarray(AP_COLUMNS + (ACC_FEATURES if accelerometer else ())),
         meta=np.asarray(json.dumps(meta)),
     )
     try:
@@ -396,7 +454,7 @@ def _dataset(a: dict[str, np.ndarray]) -> WindowDataset:
         x_val=scaling.transform(a["x_val"]), y_val=a["y_val"],
         x_test=scaling.transform(a["x_test"]), y_test=a["y_test"],
         class_names=[str(c) for c in a["class_names"]],
-        feature_names=list(AP_COLUMNS),
+        feature_names=[str(f) for f in a["feature_names"]],
         scaling=scaling,
         fill_value=float(windows.FILL_DBM),
         meta=json.loads(str(a["meta"])),
