@@ -1,0 +1,81 @@
+"""``python -m keras_tinyloc export-sketch CONVERT_DIR --out SKETCH_DIR``: a ready-to-open Arduino/STM32 project.
+
+Copies, into ``SKETCH_DIR`` (written atomically; the Arduino IDE wants the folder and the ``.ino`` to share a name):
+
+* ``<SKETCH_DIR name>.ino``: ``tflm_app/arduino/tflm_app/tflm_app.ino``;
+* the model files of a ``convert --quant int8`` output: ``model_data.cpp`` (from ``model_data.cc``: the Arduino IDE
+  compiles ``.cpp``), ``model_data.h``, ``model_settings.h``;
+* the portable core: ``tinyloc_core.{h,cpp}``, ``tinyloc_app.{h,cpp}`` (``tflm_app/core``);
+* ``stm32/main.cc`` and ``stm32/Makefile`` (they use the files one level up), and ``README.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from keras_tinyloc.errors import TinyLocError, cli_errors
+from keras_tinyloc.paths import REPO_ROOT, atomic_dir
+
+APP_DIR = REPO_ROOT / "tflm_app"
+MODEL_FILES = {"model_data.cc": "model_data.cpp", "model_data.h": "model_data.h", "model_settings.h": "model_settings.h"}
+CORE_FILES = ("tinyloc_core.h", "tinyloc_core.cpp", "tinyloc_app.h", "tinyloc_app.cpp")
+STM32_FILES = ("main.cc", "Makefile")
+
+
+def _sources() -> dict[Path, str]:
+    """Repository file -> path inside the sketch (without the model files)."""
+    srcs = {APP_DIR / "arduino" / "tflm_app" / "tflm_app.ino": "{name}.ino", APP_DIR / "README.md": "README.md"}
+    srcs.update({APP_DIR / "core" / f: f for f in CORE_FILES})
+    srcs.update({APP_DIR / "stm32" / f: f"stm32/{f}" for f in STM32_FILES})
+    missing = [str(p) for p in srcs if not p.is_file()]
+    if missing:
+        raise TinyLocError(f"{missing[0]}: missing (export-sketch needs the repository's tflm_app/ folder)")
+    return srcs
+
+
+def export_sketch(convert_out_dir: str | Path, sketch_dir: str | Path, overwrite: bool = False) -> Path:
+    """Assemble the sketch folder from a convert output directory; return ``sketch_dir``.
+
+    Raises TinyLocError if a model file is missing (convert with ``--quant int8``) or the sketch name is not a
+    valid Arduino sketch name (letters, digits, ``_``; not starting with a digit).
+    """
+    conv = Path(convert_out_dir)
+    sketch = Path(sketch_dir)
+    for f in MODEL_FILES:
+        if not (conv / f).is_file():
+            raise TinyLocError(f"{conv / f}: missing (export-sketch needs the output of 'convert --quant int8')")
+    name = sketch.resolve().name
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+        raise TinyLocError(f"{sketch}: {name!r} is not a valid Arduino sketch name (letters, digits, _)")
+    srcs = _sources()
+    with atomic_dir(sketch, overwrite=overwrite) as tmp:
+        for src, rel in srcs.items():
+            dst = tmp / rel.format(name=name)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        for f, rel in MODEL_FILES.items():
+            shutil.copyfile(conv / f, tmp / rel)
+    return sketch
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m keras_tinyloc export-sketch", description=__doc__.split("\n\n")[0])
+    p.add_argument("convert_dir", metavar="CONVERT_DIR", help="output of 'convert --quant int8' (model_data.cc, ...)")
+    p.add_argument("--out", required=True, metavar="SKETCH_DIR", help="sketch folder to create (its name = .ino name)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing sketch folder")
+    return p
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = export_sketch(args.convert_dir, args.out, overwrite=args.overwrite)
+    print(f"wrote {out}/ (open {out.name}.ino in the Arduino IDE; STM32: {out}/stm32/)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
