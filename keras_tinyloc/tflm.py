@@ -303,3 +303,48 @@ def agreement(y_a: np.ndarray, y_b: np.ndarray) -> dict:
     diff = np.abs(a - b).reshape(len(a), -1)
     return {"share_identical": float(np.mean(diff.max(axis=1) == 0)) if len(a) else 1.0,
             "max_diff_steps": int(diff.max()) if diff.size else 0, "n_windows": int(len(a))}
+
+
+def compare_tensors(tflite_bytes: bytes, x: np.ndarray, arena: int | None = None) -> list[dict]:
+    """Where do TFLM and LiteRT diverge? Per op (execution order), compare every op's first output tensor.
+
+    Runs both interpreters with all intermediate tensors preserved on windows ``x (B,T,F)`` (model input dtype).
+    Returns one dict per op: ``{"op", "index", "tensor", "share_identical", "max_diff"}`` (differences in the
+    tensor's own units: quantization steps for int8). A diagnostic, not for the hot path.
+    """
+    from ai_edge_litert import interpreter as litert
+    from tflite_micro.python.tflite_micro import runtime
+
+    from keras_tinyloc.tflite_inspect import inspect_tflite
+
+    info = inspect_tflite(tflite_bytes)
+    with capture_fd(2):
+        micro = runtime.Interpreter.from_bytes(bytes(tflite_bytes), arena_size=int(arena or 4 * 1024 * 1024),
+                                               intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    lite = litert.Interpreter(model_content=bytes(tflite_bytes), experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    lite.allocate_tensors()
+    d = lite.get_input_details()[0]
+    x = _check_input(x, d["shape"], d["dtype"], "compare_tensors")
+    same = {op.index: [] for op in info.ops}
+    worst = {op.index: 0.0 for op in info.ops}
+    for i in range(len(x)):
+        micro.set_input(np.ascontiguousarray(x[i : i + 1]), 0)
+        micro.invoke()
+        lite.set_tensor(d["index"], np.ascontiguousarray(x[i : i + 1]))
+        lite.invoke()
+        for op in info.ops:
+            if not op.outputs:
+                continue
+            t = op.outputs[0]
+            got = micro.GetTensor(t, 0)
+            a = np.asarray(got["tensor_data"] if isinstance(got, dict) else got).astype(np.float64).ravel()
+            b = np.asarray(lite.get_tensor(t)).astype(np.float64).ravel()
+            if a.shape != b.shape:
+                continue
+            diff = np.abs(a - b)
+            same[op.index].append(float(np.mean(diff == 0)))
+            worst[op.index] = max(worst[op.index], float(diff.max()) if diff.size else 0.0)
+    return [{"op": op.name, "index": op.index, "tensor": info.tensors[op.outputs[0]].name if op.outputs else "",
+             "share_identical": float(np.mean(same[op.index])) if same[op.index] else None,
+             "max_diff": worst[op.index]} for op in info.ops]
