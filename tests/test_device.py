@@ -7,6 +7,7 @@ windows with ``data.windows`` + ``MinMaxScaling`` + ``quantize.quantize``, label
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,7 +23,9 @@ _spec = importlib.util.spec_from_file_location("harness_data", ROOT / "tflm_app/
 hd = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hd)
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+# Skipped only off CI: under CI (.ci/run installs g++) a missing compiler must fail.
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
+                                reason="g++ not installed")
 
 
 def run_harness(tmp_path, settings, t, ap, rssi, **kw):

@@ -18,6 +18,9 @@
 #include <TensorFlowLite.h>
 #endif
 
+#include <stdio.h>
+#include <string.h>
+
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
@@ -27,29 +30,29 @@
 #include "tinyloc_app.h"
 #include "tinyloc_core.h"
 
-namespace {
-
-constexpr unsigned long kBaud = 115200;
+// Globals and helpers are `static` at file scope (no anonymous namespace): the Arduino builder generates
+// prototypes for .ino functions at global scope, which would make calls into a namespace ambiguous.
+static constexpr unsigned long kBaud = 115200;
 
 // The tensor arena: the measured minimum + the margin stated in model_settings.h. If AllocateTensors fails,
 // the board prints "error 0 E4 arena_too_small": convert again with a larger --arena-margin.
-alignas(16) uint8_t g_tensor_arena[model_settings::kTensorArenaSize];
+alignas(16) static uint8_t g_tensor_arena[model_settings::kTensorArenaSize];
 
 // Everything the core needs (ring buffer, per-AP state, Viterbi buffers, model input/output): no heap.
-alignas(8) unsigned char g_app_work[tinyloc::AppWorkspaceBytesFor(
+alignas(8) static unsigned char g_app_work[tinyloc::AppWorkspaceBytesFor(
     model_settings::kWindow, model_settings::kNumFeatures, model_settings::kNumClasses)];
 
 // Exactly the model's ops (model_settings::AddModelOps adds kNumOps of them).
-tflite::MicroMutableOpResolver<model_settings::kNumOps> g_resolver;
-tflite::MicroInterpreter* g_interpreter = nullptr;
-tinyloc::App g_app;
-bool g_ready = false;
-char g_setup_error[96] = "";
+static tflite::MicroMutableOpResolver<model_settings::kNumOps> g_resolver;
+static tflite::MicroInterpreter* g_interpreter = nullptr;
+static tinyloc::App g_app;
+static bool g_ready = false;
+static char g_setup_error[96] = "";
 
-void PrintLine(void*, const char* line) { Serial.println(line); }
+static void PrintLine(void*, const char* line) { Serial.println(line); }
 
 // ModelFn for tinyloc::App: copy the int8 window in, invoke, copy the int8 emissions out.
-bool RunModel(void*, const int8_t* input, int8_t* output) {
+static bool RunModel(void*, const int8_t* input, int8_t* output) {
   TfLiteTensor* in = g_interpreter->input(0);
   memcpy(in->data.int8, input, model_settings::kWindow * model_settings::kNumFeatures);
   if (g_interpreter->Invoke() != kTfLiteOk) return false;
@@ -57,20 +60,18 @@ bool RunModel(void*, const int8_t* input, int8_t* output) {
   return true;
 }
 
-void SetupError(int code, const char* what) {
+static void SetupError(int code, const char* what) {
   snprintf(g_setup_error, sizeof(g_setup_error), "error 0 E%d %s %s", code, tinyloc::StatusName(code), what);
   Serial.println(g_setup_error);
 }
 
-void FillInfo(const TfLiteTensor* t, int* dims, int* ndims, bool* is_int8, float* scale, int* zero_point) {
+static void FillInfo(const TfLiteTensor* t, int* dims, int* ndims, bool* is_int8, float* scale, int* zero_point) {
   *ndims = t->dims->size > 4 ? 4 : t->dims->size;
   for (int i = 0; i < *ndims; ++i) dims[i] = t->dims->data[i];
   *is_int8 = t->type == kTfLiteInt8;
   *scale = t->params.scale;
   *zero_point = t->params.zero_point;
 }
-
-}  // namespace
 
 void setup() {
   Serial.begin(kBaud);
