@@ -71,7 +71,8 @@ def _read_table(path: Path):
     if not path.is_file():
         raise TinyLocError(f"{path}: missing file")
     try:
-        df = pd.read_csv(path, skipinitialspace=True)
+        # only an empty cell (or a literal NaN) means "missing"; words like "n/a" are reported as bad values
+        df = pd.read_csv(path, skipinitialspace=True, keep_default_na=False, na_values=["", "nan", "NaN"])
     except Exception as exc:  # pandas raises many types for malformed text
         raise TinyLocError(f"{path}: cannot be read as comma-separated text ({type(exc).__name__})") from None
     df.columns = [str(c).strip() for c in df.columns]

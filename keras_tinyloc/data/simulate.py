@@ -57,7 +57,7 @@ HOUSE_SPEC: dict[str, dict] = {
           "ap_off": {"fingerprint_floor": [3], "living_1": [3], "living_2": [3], "living_3": [3],
                      "living_4": [1], "living_5": [1], "living_6": [1]}},
 }
-SIM_VERSION = 1  # bump when the simulator's output changes (names the cached copies)
+SIM_VERSION = 2  # bump when the simulator's output changes (names the cached copies)
 PACKET_MS = 200  # 5 Hz
 RSSI_MIN, RSSI_MAX = -110, 0
 WEARABLE_ID = 1
@@ -68,7 +68,7 @@ START = np.datetime64("2017-03-06T09:00:00.000", "ms")
 class RadioParams:
     """Radio-channel constants (dB, dBm, m, packets). Calibrated against SPHERE (see module doc)."""
 
-    p0_dbm: float = -54.0  # RSSI at 1 m, line of sight, facing the AP
+    p0_dbm: float = -52.0  # RSSI at 1 m, line of sight, facing the AP
     path_exp: float = 2.7  # log-distance path-loss exponent
     wall_db: float = 8.0  # per interior wall crossed (brick)
     floor_db: float = 22.0  # per storey between wearer and AP
@@ -76,10 +76,10 @@ class RadioParams:
     shadow_db: float = 3.0  # static log-normal shadowing (std), spatially correlated
     shadow_corr_m: float = 1.0  # correlation length of the shadowing map
     day_shadow_db: float = 1.5  # per-recording change of the shadowing map (std)
-    body_db: float = 6.0  # body shadowing when the AP is straight behind the wearer
+    body_db: float = 10.0  # body shadowing when the AP is straight behind the wearer
     slow_db: float = 4.0  # slow fading std (AR(1)); decides reception together with the mean
     slow_rho: float = 0.995  # slow fading correlation from packet to packet (~40 s)
-    fast_db: float = 3.2  # fast fading + measurement noise std (independent per packet; not in detection)
+    fast_db: float = 3.1  # fast fading + measurement noise std (independent per packet; not in detection)
     sens_dbm: float = -103.0  # 50 % detection point of the receiver
     sens_slope_db: float = 1.5  # width of the logistic detection curve
     ge_good_to_bad: float = 0.004  # per-AP Gilbert–Elliott interference channel (mean good run 50 s)
@@ -91,6 +91,8 @@ class RadioParams:
 
 
 DEFAULT_RADIO = RadioParams()
+TURN_RHO = 0.9  # wrist/torso turning: packet-to-packet correlation (~2 s)
+TURN_STD_RAD = 0.8  # and its spread (rad)
 
 _TRANSIT = ("hall", "foyer", "landing", "stairs")
 _WEIGHTS = {  # destination weights of free-living room visits (by name keyword)
@@ -378,7 +380,10 @@ def _sample(house: House, tl: _Timeline, rng, dur_s: float, step_s: float) -> di
     x = x + np.where(still, wander[:, 0], 0.0)
     y = y + np.where(still, wander[:, 1], 0.0)
     rect = seg["rect"][i].astype(np.int64)
-    heading = seg["heading"][i] + np.where(still, 0.6 * wander[:, 2] / 0.15, 0.0)
+    # the wrist turns with the arm and the torso: a fast AR(1) wobble of the heading on top of the
+    # segment's heading (walking direction, or a random facing while standing)
+    turn = lfilter([math.sqrt(1 - TURN_RHO**2)], [1.0, -TURN_RHO], rng.standard_normal(len(t))) * TURN_STD_RAD
+    heading = seg["heading"][i] + np.where(still, 0.6 * wander[:, 2] / 0.15, 0.0) + turn
     z = house.z_at(rect, x, y)
     return {"t": t, "x": x, "y": y, "z": z, "rect": rect, "heading": heading, "kind": kind}
 
