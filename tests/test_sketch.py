@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import numpy as np
+
 from keras_tinyloc import export_c, sketch
 from keras_tinyloc.errors import TinyLocError
 
@@ -106,3 +108,58 @@ def test_stm32_make_core_cross_compiles(convert_dir, tmp_path):
     res = subprocess.run(["make", "-C", str(out / "stm32")], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "set TFLM_TREE" in res.stdout + res.stderr
     assert all(500 < int(s[0]) < 8192 for s in sizes), sizes
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The sketch's own code, run on the host against STAND-IN declarations of the TFLM and Arduino APIs
+# (tflm_app/core/tests/stub_tflm: test doubles, not TFLM; the fake "model" copies input[t][c % F] to output[t][c]).
+STUB = ROOT / "tflm_app/core/tests/stub_tflm"
+
+
+def _build(out: Path, tmp_path: Path, which: str, defs: list[str], tag: str) -> Path:
+    if which == "arduino":
+        main = tmp_path / f"sketch_{tag}.cpp"
+        main.write_text('#include "Arduino.h"\n' + (out / f"{out.name}.ino").read_text())  # as the Arduino builder
+        srcs = [main, STUB / "arduino_main.cpp"]
+    else:
+        srcs = [out / "stm32/main.cc", STUB / "stm32_board.cpp"]
+    exe = tmp_path / f"{which}_{tag}"
+    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", *defs, f"-I{STUB}", f"-I{out}", *map(str, srcs),
+           str(out / "model_data.cpp"), str(out / "tinyloc_core.cpp"), str(out / "tinyloc_app.cpp"), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return exe
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
+                    reason="g++ not installed")
+@pytest.mark.parametrize("which", ["arduino", "stm32"])
+def test_sketch_code_runs_against_stand_in_tflm(convert_dir, tmp_path, which):
+    from keras_tinyloc import device
+
+    out = sketch.export_sketch(convert_dir, tmp_path / "stub_sketch")
+    st = export_c.read_device_settings(convert_dir)
+    rng = np.random.default_rng(4)
+    t = np.sort(rng.integers(0, 30_000, 400))
+    ap, rssi = rng.integers(0, 3, 400), rng.integers(-100, -30, 400)
+    session = "reset\n" + "".join(f"{a},{b},{c}\n" for a, b, c in zip(t, ap, rssi)) + "end\n"
+
+    def run(exe):
+        return subprocess.run([str(exe)], input=session, capture_output=True, text=True, timeout=30).stdout.splitlines()
+
+    lines = run(_build(out, tmp_path, which, [], "ok"))
+    x, ends = device.input_windows(st, t, ap, rssi)
+    labels = device.decode(st, x[:, :, np.arange(st.n_classes) % st.n_features])[:, -1]
+    rooms = [ln.split()[2:4] for ln in lines if ln.startswith("room ")]
+    assert rooms == [[str(e), str(c)] for e, c in zip(ends, labels)] and len(rooms) > 10
+    assert lines[0] == f"# arena used 1000 of {3000 + 256}" and "ready house_a T=20 F=3 C=2" in lines
+    assert lines[-1] == f"done 400 {len(rooms)} 0"
+    if which == "stm32":
+        return
+    for defs, want in [(["-DSTUB_OPS=3"], "error 0 E7 model_ops_mismatch"),
+                       (["-DSTUB_IN_SCALE_FACTOR=2.0f"], "error 0 E5 model_input_mismatch"),
+                       (["-DSTUB_OUT_C=3"], "error 0 E6 model_output_mismatch"),
+                       (["-DSTUB_ARENA_NEEDED=100000"], "error 0 E4 bad_settings arena_too_small")]:
+        lines = run(_build(out, tmp_path, which, defs, defs[0].split("=")[0][2:]))
+        assert lines and lines[0].startswith(want) and not any(ln.startswith(("ready", "room")) for ln in lines)
+        assert lines[0].endswith(")"), lines[0]  # the whole message fits in the buffer

@@ -78,7 +78,7 @@ struct ModelInfo {
   bool output_is_int8;
   float output_scale;
   int output_zero_point;
-  int n_op_codes;  // model->operator_codes()->size()
+  int n_op_codes;  // distinct builtin ops in model->operator_codes()
 };
 
 // kOk, or the first mismatch (kErrSettings, kErrInputShape, kErrOutputShape, kErrOpCount).

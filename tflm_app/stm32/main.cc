@@ -20,6 +20,7 @@
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+#include "tensorflow/lite/schema/schema_utils.h"
 #include "tinyloc_app.h"
 #include "tinyloc_core.h"
 
@@ -69,9 +70,24 @@ bool RunModel(void*, const int8_t* input, int8_t* output) {
 }
 
 void SetupError(int code, const char* what) {
-  char line[128];
+  char line[160];
   snprintf(line, sizeof(line), "error 0 E%d %s %s", code, tinyloc::StatusName(code), what);
   PrintLine(nullptr, line);
+}
+
+// Distinct builtin ops of the model (an op may appear in operator_codes once per version).
+int DistinctOps(const tflite::Model* model) {
+  const auto* codes = model->operator_codes();
+  const int n = codes ? static_cast<int>(codes->size()) : 0;
+  int distinct = 0;
+  for (int i = 0; i < n; ++i) {
+    bool seen = false;
+    for (int j = 0; j < i && !seen; ++j) {
+      seen = tflite::GetBuiltinCode(codes->Get(j)) == tflite::GetBuiltinCode(codes->Get(i));
+    }
+    if (!seen) ++distinct;
+  }
+  return distinct;
 }
 
 void FillInfo(const TfLiteTensor* t, int* dims, int* ndims, bool* is_int8, float* scale, int* zero_point) {
@@ -105,7 +121,7 @@ extern "C" void tinyloc_setup(void) {
            &info.input_zero_point);
   FillInfo(g_interpreter->output(0), info.output_dims, &info.output_ndims, &info.output_is_int8,
            &info.output_scale, &info.output_zero_point);
-  info.n_op_codes = static_cast<int>(model->operator_codes()->size());
+  info.n_op_codes = DistinctOps(model);
   const tinyloc::Status st = tinyloc::CheckModel(model_settings::kSettings, info);
   if (st != tinyloc::kOk) {
     SetupError(st, "model_settings.h does not match model_data (export both from the same convert dir)");

@@ -24,6 +24,7 @@
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+#include "tensorflow/lite/schema/schema_utils.h"
 
 #include "model_data.h"
 #include "model_settings.h"
@@ -47,7 +48,7 @@ static tflite::MicroMutableOpResolver<model_settings::kNumOps> g_resolver;
 static tflite::MicroInterpreter* g_interpreter = nullptr;
 static tinyloc::App g_app;
 static bool g_ready = false;
-static char g_setup_error[96] = "";
+static char g_setup_error[160] = "";
 
 static void PrintLine(void*, const char* line) { Serial.println(line); }
 
@@ -63,6 +64,21 @@ static bool RunModel(void*, const int8_t* input, int8_t* output) {
 static void SetupError(int code, const char* what) {
   snprintf(g_setup_error, sizeof(g_setup_error), "error 0 E%d %s %s", code, tinyloc::StatusName(code), what);
   Serial.println(g_setup_error);
+}
+
+// Distinct builtin ops of the model (an op may appear in operator_codes once per version).
+static int DistinctOps(const tflite::Model* model) {
+  const auto* codes = model->operator_codes();
+  const int n = codes ? static_cast<int>(codes->size()) : 0;
+  int distinct = 0;
+  for (int i = 0; i < n; ++i) {
+    bool seen = false;
+    for (int j = 0; j < i && !seen; ++j) {
+      seen = tflite::GetBuiltinCode(codes->Get(j)) == tflite::GetBuiltinCode(codes->Get(i));
+    }
+    if (!seen) ++distinct;
+  }
+  return distinct;
 }
 
 static void FillInfo(const TfLiteTensor* t, int* dims, int* ndims, bool* is_int8, float* scale, int* zero_point) {
@@ -101,7 +117,7 @@ void setup() {
            &info.input_zero_point);
   FillInfo(g_interpreter->output(0), info.output_dims, &info.output_ndims, &info.output_is_int8,
            &info.output_scale, &info.output_zero_point);
-  info.n_op_codes = static_cast<int>(model->operator_codes()->size());
+  info.n_op_codes = DistinctOps(model);
   const tinyloc::Status st = tinyloc::CheckModel(model_settings::kSettings, info);
   if (st != tinyloc::kOk) {
     SetupError(st, "model_settings.h does not match model_data.cpp (export both from the same convert dir)");

@@ -1,0 +1,2 @@
+// TEST DOUBLE (see README.md): the Arduino TFLM library header
+#include "stub_tflm.h"
