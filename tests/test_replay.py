@@ -171,3 +171,28 @@ def test_cli_end_to_end(board, tmp_path, monkeypatch, capsys, flip, want_rc):
         assert f"agreement: {n}/{n} windows = 100.0%" in out
     else:
         assert "window ending at step" in out and f"/{n} windows" in out
+
+
+def test_host_rooms_with_a_real_int8_model_in_tflm(tmp_path):
+    """replay's host side with a real converted int8 model: TFLM (tflm_predict, what the CLI uses) gives the rooms
+    that LiteRT's int8 outputs give through device.decode, on the device pipeline's windows."""
+    keras = pytest.importorskip("keras")
+    from keras_tinyloc import convert, tflm
+
+    rng = np.random.default_rng(7)
+    T, F, C = 8, 4, 3
+    inp = keras.Input((T, F))
+    emitter = keras.Model(inp, keras.layers.Dense(C)(keras.layers.Dense(6, activation="relu")(inp)))
+    buf = convert.convert_emitter(emitter, "int8", rng.uniform(0, 1, (64, T, F)).astype(np.float32), n_calibration=64)
+    from ai_edge_litert import interpreter as litert
+
+    it = litert.Interpreter(model_content=buf)
+    (in_s, in_z), (out_s, out_z) = it.get_input_details()[0]["quantization"], it.get_output_details()[0]["quantization"]
+    st = hd.make_settings(rng, window=T, n_features=F, n_classes=C, hop=4)
+    st.input_scale, st.input_zero_point, st.output_scale, st.output_zero_point = in_s, in_z, out_s, out_z
+    (tmp_path / "model.tflite").write_bytes(buf)
+    t, ap, rssi = session(rng, n=300)
+    got = replay.host_rooms(st, t, ap, rssi, replay.tflm_predict(tmp_path / "model.tflite"))
+    x, ends = device.input_windows(st, t, ap, rssi)
+    y, _ = tflm.run_litert(buf, x)
+    assert got == {int(e): int(lab[-1]) for e, lab in zip(ends, device.decode(st, y))} and len(got) == len(ends) > 20
