@@ -212,7 +212,9 @@ class BoardLink:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TinyLocError(f"{self.port}: no '{prefix}' line from the board within {timeout:g} s")
+                setup = [ln for ln in sink if ln.startswith("error 0 ")]
+                seen = f"; it said {setup[-1]!r}" if setup else (f"; last line {sink[-1]!r}" if sink else "")
+                raise TinyLocError(f"{self.port}: no '{prefix}' line from the board within {timeout:g} s{seen}")
             try:
                 line = self.lines.get(timeout=min(left, 0.2))
             except queue.Empty:
@@ -300,7 +302,10 @@ def report(res: ReplayResult, settings: DeviceSettings, show: int = 10) -> str:
 
 # ----------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m keras_tinyloc replay", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m keras_tinyloc replay",
+        description="Send a recorded session to a board running tflm_app over serial and compare its rooms with the "
+        "host's predictions (agreement, bad lines).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (train/distill)")
     p.add_argument("--port", required=True, help="serial port of the board (/dev/ttyACM0, COM3, or a pyserial URL)")
     p.add_argument("--convert-dir", metavar="DIR", help="convert output (default RUN_DIR/tflite-int8)")

@@ -62,7 +62,10 @@ def export_sketch(convert_out_dir: str | Path, sketch_dir: str | Path, overwrite
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m keras_tinyloc export-sketch", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m keras_tinyloc export-sketch",
+        description="Assemble an Arduino/STM32 sketch folder (sketch, model files, core) from a 'convert --quant int8' "
+        "output.")
     p.add_argument("convert_dir", metavar="CONVERT_DIR", help="output of 'convert --quant int8' (model_data.cc, ...)")
     p.add_argument("--out", required=True, metavar="SKETCH_DIR", help="sketch folder to create (its name = .ino name)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing sketch folder")

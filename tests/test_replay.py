@@ -129,6 +129,21 @@ def test_replay_refuses_a_board_with_another_model(board):
         run_replay(exe, other, lines)
 
 
+def test_replay_reports_a_board_that_failed_setup(board):
+    st, d, exe = board
+    proc, master, slave, port = start_double(exe, "--setup-error")
+    link = replay.BoardLink(port)
+    try:
+        with pytest.raises(TinyLocError, match="no 'ready' line .* it said 'error 0 E7 model_ops_mismatch"):
+            replay.replay(link, st, replay.session_from_arrays([0], [0], [-50], "rec"), fake_predict(st), timeout=1)
+    finally:
+        link.close()
+        proc.kill()
+        proc.wait()
+        os.close(master)
+        os.close(slave)
+
+
 def test_session_file_errors(tmp_path):
     with pytest.raises(TinyLocError, match="cannot read session"):
         replay.read_session_file(tmp_path / "missing.csv")

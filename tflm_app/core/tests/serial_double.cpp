@@ -3,7 +3,8 @@
 // It runs the real protocol code (tinyloc_app) and the real core (tinyloc_core) compiled for the host, but NOT a
 // model: the "model" is a fixed fake, output[t][c] = input[t][c % F] (int8 copy), which the Python test mirrors to
 // compute the host's predictions. With "--flip-every N" every N-th window instead gets an output that strongly
-// favours class (window index % C), so the test can check that replay reports disagreements.
+// favours class (window index % C), so the test can check that replay reports disagreements; with
+// "--setup-error" it only prints a boot error, like a sketch whose model and settings do not match.
 //
 // stdin/stdout are the pseudo-terminal's master side; lines go out with "\r\n" like Arduino's Serial.println.
 #include <stdio.h>
@@ -40,6 +41,13 @@ void Print(void*, const char* line) {
 
 int main(int argc, char** argv) {
   if (argc == 3 && strcmp(argv[1], "--flip-every") == 0) g_flip_every = atol(argv[2]);
+  if (argc == 2 && strcmp(argv[1], "--setup-error") == 0) {  // a board whose boot checks failed: like the sketch,
+    for (int i = 0; i < 100; ++i) {                          // repeat the error (every 0.1 s here, 2 s there)
+      Print(0, "error 0 E7 model_ops_mismatch model_settings.h does not match model_data.cpp");
+      usleep(100000);
+    }
+    return 0;
+  }
   if (tinyloc::AppWorkspaceBytes(model_settings::kSettings) > sizeof(g_work)) return 2;
   tinyloc::App app;
   if (app.Init(model_settings::kSettings, model_settings::kModelName, g_work, sizeof(g_work), FakeModel, Print, 0) !=
