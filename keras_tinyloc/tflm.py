@@ -348,3 +348,59 @@ def compare_tensors(tflite_bytes: bytes, x: np.ndarray, arena: int | None = None
     return [{"op": op.name, "index": op.index, "tensor": info.tensors[op.outputs[0]].name if op.outputs else "",
              "share_identical": float(np.mean(same[op.index])) if same[op.index] else None,
              "max_diff": worst[op.index]} for op in info.ops]
+
+
+def int8_vs_float(int8_bytes: bytes, float_bytes: bytes, x: np.ndarray, arena: int | None = None) -> list[dict]:
+    """Where does int8 lose fidelity? Every int8 activation (TFLM, all tensors preserved) vs the float model's.
+
+    ``int8_bytes`` and ``float_bytes`` must come from the same emitter (same converter, so tensors share names);
+    ``x (B,T,F)`` float32 windows. Errors accumulate along the graph: the first op with a large error, or a tensor
+    whose float range is far wider than most of its values, is the culprit. Returns rows sorted by
+    ``mean_err_steps`` (mean |dequantized int8 - float| in the tensor's quantization steps), each with the op,
+    tensor name, scale, the float range seen and the int8 representable range.
+    """
+    from ai_edge_litert import interpreter as litert
+    from tflite_micro.python.tflite_micro import runtime
+
+    from keras_tinyloc.quantize import dequantize, quantize
+    from keras_tinyloc.tflite_inspect import inspect_tflite
+
+    qi, fi = inspect_tflite(int8_bytes), inspect_tflite(float_bytes)
+    by_name = {t.name: t.index for t in fi.tensors}
+    pairs = [(op, op.outputs[0]) for op in qi.ops if op.outputs and qi.tensors[op.outputs[0]].dtype == "int8"
+             and qi.tensors[op.outputs[0]].name in by_name]
+    with capture_fd(2):
+        micro = runtime.Interpreter.from_bytes(bytes(int8_bytes), arena_size=int(arena or 4 * 1024 * 1024),
+                                               intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    ref = litert.Interpreter(model_content=bytes(float_bytes), experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    ref.allocate_tensors()
+    x = np.asarray(x, np.float32)
+    xq = quantize(x, qi.input().scale, qi.input().zero_point)
+    errs: dict[int, list[float]] = {t: [] for _, t in pairs}
+    lo = {t: np.inf for _, t in pairs}
+    hi = {t: -np.inf for _, t in pairs}
+    for i in range(len(x)):
+        micro.set_input(xq[i : i + 1], 0)
+        micro.invoke()
+        ref.set_tensor(ref.get_input_details()[0]["index"], x[i : i + 1])
+        ref.invoke()
+        for _, t in pairs:
+            info = qi.tensors[t]
+            got = micro.GetTensor(t, 0)
+            q = np.asarray(got["tensor_data"] if isinstance(got, dict) else got)
+            f = np.asarray(ref.get_tensor(by_name[info.name]), np.float64)
+            if q.size != f.size:
+                continue
+            d = dequantize(q.reshape(f.shape), info.scale, info.zero_point).astype(np.float64)
+            errs[t].append(float(np.mean(np.abs(d - f))) / info.scale)
+            lo[t], hi[t] = min(lo[t], float(f.min())), max(hi[t], float(f.max()))
+    rows = []
+    for op, t in pairs:
+        if not errs[t]:
+            continue
+        info = qi.tensors[t]
+        rows.append({"op": op.name, "index": op.index, "tensor": info.name, "scale": info.scale,
+                     "mean_err_steps": float(np.mean(errs[t])), "float_range": [lo[t], hi[t]],
+                     "int8_range": [(-128 - info.zero_point) * info.scale, (127 - info.zero_point) * info.scale]})
+    return sorted(rows, key=lambda r: -r["mean_err_steps"])

@@ -159,3 +159,21 @@ def test_op_tflm_cannot_run_is_named(tiny):
         tflm.minimal_arena(buf)
     with pytest.raises(TinyLocError, match="GELU"):
         tflm.run_tflm(buf, np.zeros((1, T, F), np.int8))
+
+
+def test_int8_vs_float_ranks_tensors_and_matches_a_direct_output_error(tiny):
+    import tensorflow as tf
+
+    model, buf, x = tiny
+    float_buf = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    rows = tflm.int8_vs_float(buf, float_buf, x[:20])
+    assert [r["mean_err_steps"] for r in rows] == sorted((r["mean_err_steps"] for r in rows), reverse=True)
+    assert {r["op"] for r in rows} >= {"FULLY_CONNECTED", "CONV_2D"}
+    # the graph output row equals the error computed directly from TFLM's output and Keras
+    (sx, zx), (so, zo) = _io(buf)
+    y, _ = tflm.run_tflm(buf, quantize(x[:20], sx, zx))
+    ref = np.asarray(model.predict(x[:20], batch_size=1, verbose=0))
+    direct = np.mean([np.mean(np.abs(dequantize(y[i], so, zo) - ref[i])) / so for i in range(20)])
+    last = max(rows, key=lambda r: r["index"])
+    assert last["mean_err_steps"] == pytest.approx(direct, rel=1e-3, abs=1e-3)
+    assert all(r["float_range"][0] <= r["float_range"][1] for r in rows)
