@@ -91,24 +91,33 @@ class SelectiveScan(keras.layers.Layer):
 
         a       = sigmoid(v)                                        (B,T,E)     LOGISTIC
         P_n     = a^n           n = 1..N                            (B,T,E,N)   MUL/CONCAT by squaring
-        U       = (1 - P) * (B_t x_t)                               (B,T,E,N)   MUL, SUB, MUL
-        g_t     = P_t * g_{t-1} + U_t         g = n * h, g_{-1} = 0 (B,E,N)     T-1 MUL + ADD (unrolled)
-        y_t     = sum_n (C_{t,n} / n) g_{t,n} + D * x_t             (B,T,E)     BATCH_MATMUL, MUL, ADD
+        U       = (1 - P) * (x / s_e) * (B_t / s_n)                 (B,T,E,N)   SUB, MUL, MUL
+        g_t     = P_t * g_{t-1} + U_t                               (B,E,N)     T-1 MUL + ADD (unrolled), g_{-1} = 0
+        y_t     = s_e * sum_n (C_{t,n} s_n / n) g_{t,n} + D * x_t   (B,T,E)     BATCH_MATMUL, MUL, MUL, ADD
 
-    because exp(delta A_n) = exp(-n softplus(u)) = (1 + e^u)^-n = sigmoid(-u)^n and the ZOH input gain is
-    (1 - a^n) / n. Only LOGISTIC, MUL, SUB, ADD, CONCATENATION, UNPACK, PACK, BATCH_MATMUL and reshapes appear:
-    no EXP/LOG (softplus), NEG, SQUARE or WHILE (the T steps are unrolled in Python at trace time).
+    so that g_{t,e,n} = n h_{t,e,n} / (s_e s_n), because exp(delta A_n) = exp(-n softplus(u)) = (1 + e^u)^-n =
+    sigmoid(-u)^n and the ZOH input gain is (1 - a^n) / n. Only LOGISTIC, MUL, SUB, ADD, CONCATENATION, UNPACK,
+    PACK, BATCH_MATMUL and reshapes appear: no EXP/LOG (softplus), NEG, SQUARE or WHILE (the T steps are
+    unrolled in Python at trace time).
 
     Why ZOH for B (mamba-minimal uses Euler, delta * B x): Euler needs delta itself, i.e. softplus = LOG(1 + EXP),
     which TFLM cannot run in int8; ZOH needs only a^n. For small n*delta the two agree to first order
     ((1 - e^{-n delta})/n = delta - n delta^2/2 + ...). Why the state is kept as g = n h (= -A h): then
     ``g_t = a^n g_{t-1} + (1 - a^n) B_t x_t`` is an exponential moving average of B x, so every g_t lies in the
-    range of B x (and 0) whatever the step sizes: one per-tensor int8 scale fits all N state channels and all T
-    steps, and an int8 rounding error in ``a`` changes only the averaging time, never the gain.
+    range of B x (and 0) whatever the step sizes, and an int8 rounding error in ``a`` changes only the averaging
+    time, never the gain.
+
+    State scales ``s_e`` (E,) and ``s_n`` (N,) (``state_scale_e``/``state_scale_n``; default: none, i.e. ones) are
+    calibration constants, not parameters: any positive values give the same float output, but int8 uses one
+    scale for the whole (E,N) state, and trained models have per-channel state ranges 10-16x apart. Setting them
+    to a rank-1 fit of each channel's max |g| (:func:`calibrate_state_scales`) equalises the channels before
+    full-int8 conversion, at the cost of three MULs on (B,T,E)/(B,T,N) tensors.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, state_scale_e=None, state_scale_n=None, **kwargs):
         super().__init__(**kwargs)
+        self.state_scale_e = None if state_scale_e is None else [float(v) for v in state_scale_e]
+        self.state_scale_n = None if state_scale_n is None else [float(v) for v in state_scale_n]
 
     def build(self, input_shape):
         x_shape, _, b_shape, _ = input_shape
@@ -117,29 +126,72 @@ class SelectiveScan(keras.layers.Layer):
         self.A_log = self.add_weight(shape=(e, n), initializer="zeros", trainable=False, name="A_log")
         self.A_log.assign(np.log(np.tile(np.arange(1, n + 1, dtype="float32"), (e, 1))))
         self.D = self.add_weight(shape=(e,), initializer="ones", name="D")
+        self._check_scales(self.state_scale_e, self.state_scale_n)
         self.built = True
 
-    def call(self, inputs):
-        x, v, bm, cm = inputs
-        n = self.d_state
-        p = _powers(ops.sigmoid(v), n)  # P = a^n, (B,T,E,N)
-        bx = ops.multiply(ops.expand_dims(x, -1), ops.expand_dims(bm, -2))  # B_t x_t, (B,T,E,N)
-        u = ops.multiply(ops.subtract(1.0, p), bx)  # ZOH input term times n, (B,T,E,N)
-        inv_n = ops.convert_to_tensor(1.0 / np.arange(1, n + 1, dtype="float32"))
-        c = ops.expand_dims(ops.multiply(cm, inv_n), -1)  # C_t / n, (B,T,N,1)
+    def _check_scales(self, scale_e, scale_n) -> None:
+        for name, vals, size in (("state_scale_e", scale_e, getattr(self, "d_inner", None)),
+                                 ("state_scale_n", scale_n, getattr(self, "d_state", None))):
+            if vals is None:
+                continue
+            if size is not None and len(vals) != size:
+                raise TinyLocError(f"{self.name}: {name} has {len(vals)} values, expected {size}")
+            if not all(np.isfinite(v) and v > 0 for v in vals):
+                raise TinyLocError(f"{self.name}: {name} must be positive and finite")
 
-        p_t, u_t = ops.unstack(p, axis=1), ops.unstack(u, axis=1)  # T x (B,E,N)
+    def set_state_scales(self, scale_e, scale_n) -> None:
+        """Set ``s_e`` (E,) and ``s_n`` (N,) (``None`` for both: no scaling). Float outputs do not change."""
+        if (scale_e is None) != (scale_n is None):
+            raise TinyLocError(f"{self.name}: set both state scales or neither")
+        scale_e = None if scale_e is None else [float(v) for v in np.ravel(scale_e)]
+        scale_n = None if scale_n is None else [float(v) for v in np.ravel(scale_n)]
+        self._check_scales(scale_e, scale_n)
+        self.state_scale_e, self.state_scale_n = scale_e, scale_n
+
+    def _states(self, x, v, bm, scaled: bool):
+        """The unrolled recurrence: the T states g_t (B,E,N); scaled by 1/(s_e s_n) when ``scaled``."""
+        p = _powers(ops.sigmoid(v), self.d_state)  # P = a^n, (B,T,E,N)
+        one_minus_p = ops.subtract(1.0, p)  # (B,T,E,N)
+        p_t = ops.unstack(p, axis=1)  # T x (B,E,N); unpacked early so P's buffer is freed
+        if scaled and self.state_scale_e is not None:
+            x = ops.multiply(x, ops.convert_to_tensor(1.0 / np.array(self.state_scale_e, "float32")))
+            bm = ops.multiply(bm, ops.convert_to_tensor(1.0 / np.array(self.state_scale_n, "float32")))
+        # (1 - P) x B, multiplied as ((1 - P) x) B so that no separate B x tensor (B,T,E,N) is live at the same time
+        u = ops.multiply(ops.multiply(one_minus_p, ops.expand_dims(x, -1)), ops.expand_dims(bm, -2))
+        u_t = ops.unstack(u, axis=1)  # T x (B,E,N)
         g = u_t[0]  # g_0 = U_0 since g_{-1} = 0
         states = [g]
         for t in range(1, len(u_t)):  # unrolled at trace time: T is fixed
             g = ops.add(ops.multiply(p_t[t], g), u_t[t])
             states.append(g)
-        g_all = ops.stack(states, axis=1)  # (B,T,E,N)
-        y = ops.squeeze(ops.matmul(g_all, c), -1)  # sum_n g_n C_n / n, (B,T,E)
+        return states
+
+    def states(self, inputs):
+        """Unscaled states ``g = n h`` of the textbook recurrence, (B,T,E,N), for calibration and tests."""
+        x, v, bm, _ = inputs
+        return ops.stack(self._states(x, v, bm, scaled=False), axis=1)
+
+    def call(self, inputs):
+        x, v, bm, cm = inputs
+        n = self.d_state
+        scaled = self.state_scale_e is not None
+        g_all = ops.stack(self._states(x, v, bm, scaled), axis=1)  # (B,T,E,N)
+        c_gain = 1.0 / np.arange(1, n + 1, dtype="float32")
+        if scaled:
+            c_gain = c_gain * np.array(self.state_scale_n, "float32")
+        c = ops.expand_dims(ops.multiply(cm, ops.convert_to_tensor(c_gain)), -1)  # C_t s_n / n, (B,T,N,1)
+        y = ops.squeeze(ops.matmul(g_all, c), -1)  # (B,T,E)
+        if scaled:
+            y = ops.multiply(y, ops.convert_to_tensor(np.array(self.state_scale_e, "float32")))
         return ops.add(y, ops.multiply(x, self.D))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"state_scale_e": self.state_scale_e, "state_scale_n": self.state_scale_n})
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_tinyloc")
@@ -147,11 +199,13 @@ class MambaBlock(keras.layers.Layer):
     """One residual Mamba block (mamba-minimal ResidualBlock + MambaBlock; equations in the module docstring).
 
     Shapes: ``x`` (B,T,H) -> (B,T,H). Sizes: E = expand * H, N = d_state, R = dt_rank, conv kernel d_conv.
+    ``state_scale_e``/``state_scale_n``: the scan's int8 calibration constants (see :class:`SelectiveScan`).
     Parameters: H (norm) + 2HE (in_proj) + (d_conv+1)E (conv) + E(R+2N) (x_proj) + (R+1)E (dt_proj)
     + EN (A_log, frozen) + E (D) + EH (out_proj).
     """
 
-    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank=None, **kwargs):
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank=None,
+                 state_scale_e=None, state_scale_n=None, **kwargs):
         super().__init__(**kwargs)
         self.d_model, self.d_state, self.d_conv, self.expand = int(d_model), int(d_state), int(d_conv), int(expand)
         self.dt_rank = int(dt_rank) if dt_rank is not None else math.ceil(self.d_model / 16)
@@ -168,7 +222,7 @@ class MambaBlock(keras.layers.Layer):
             bias_initializer=NegInvSoftplusDt(),
             name="dt_proj",
         )
-        self.scan = SelectiveScan(name="selective_scan")
+        self.scan = SelectiveScan(state_scale_e, state_scale_n, name="selective_scan")
         self.out_proj = keras.layers.Dense(self.d_model, use_bias=False, name="out_proj")
 
     def build(self, input_shape):
@@ -183,7 +237,8 @@ class MambaBlock(keras.layers.Layer):
         self.out_proj.build((b, t, e))
         self.built = True
 
-    def call(self, x):
+    def scan_inputs(self, x):
+        """The selective scan's inputs for block input ``x`` (B,T,H): ``(xs, v, Bm, Cm)`` and the gate ``res``."""
         e, r, n = self.d_inner, self.dt_rank, self.d_state
         xz = self.in_proj(self.norm(x))  # (B,T,2E)
         xs, res = xz[..., :e], xz[..., e:]  # (B,T,E) each
@@ -191,7 +246,11 @@ class MambaBlock(keras.layers.Layer):
         xs = silu(self.conv(xs))  # (B,T,E)
         dbc = self.x_proj(xs)  # (B,T,R+2N)
         dlt, bm, cm = dbc[..., :r], dbc[..., r : r + n], dbc[..., r + n :]
-        y = self.scan((xs, self.dt_proj(dlt), bm, cm))  # (B,T,E)
+        return (xs, self.dt_proj(dlt), bm, cm), res
+
+    def call(self, x):
+        scan_in, res = self.scan_inputs(x)
+        y = self.scan(scan_in)  # (B,T,E)
         return ops.add(x, self.out_proj(ops.multiply(y, silu(res))))
 
     def compute_output_shape(self, input_shape):
@@ -206,6 +265,8 @@ class MambaBlock(keras.layers.Layer):
                 "d_conv": self.d_conv,
                 "expand": self.expand,
                 "dt_rank": self.dt_rank,
+                "state_scale_e": self.scan.state_scale_e,  # int8 calibration constants (SelectiveScan)
+                "state_scale_n": self.scan.state_scale_n,
             }
         )
         return config
@@ -246,3 +307,39 @@ def build_mamba_emitter(
     h = RMSNorm(name="norm_f")(h)
     emissions = keras.layers.Dense(n_classes, use_bias=False, name="emissions")(h)  # (B,T,C)
     return keras.Model(inputs, emissions, name=f"mamba_h{hidden}l{layers}")
+
+
+def calibrate_state_scales(emitter: keras.Model, x, max_windows: int = 512) -> list[dict]:
+    """Set every :class:`SelectiveScan`'s state scales from float runs on ``x`` (B,T,F), before int8 conversion.
+
+    For each block, m_{e,n} = max |g_{t,e,n}| over the windows and steps of ``x``; the rank-1 fit
+    s_e = max_n m_{e,n}, s_n = max_e m_{e,n} / s_e (channels that never move keep 1) makes every scaled channel
+    peak at <= 1. The float outputs do not change (up to float32 rounding); the int8 state then spends its
+    256 levels on every channel instead of on the largest. Call it with the representative (training) windows.
+
+    Returns one dict per block: ``{"block", "spread_before", "spread_after"}``, the ratio of the largest
+    channel peak to the median channel peak before and after scaling.
+    """
+    x = np.asarray(x, dtype="float32")[:max_windows]
+    if x.ndim != 3 or x.shape[1:] != tuple(emitter.input_shape[1:]):
+        raise TinyLocError(f"calibration windows: shape {x.shape}, expected (B,) + {tuple(emitter.input_shape[1:])}")
+    h = emitter.get_layer("embedding")(x)
+    report = []
+    for layer in emitter.layers:
+        if not isinstance(layer, MambaBlock):
+            continue
+        scan_in, _ = layer.scan_inputs(h)
+        g = np.abs(np.asarray(layer.scan.states(scan_in), dtype=np.float64))
+        m = g.max(axis=(0, 1))  # (E,N)
+        s_e = m.max(axis=1)
+        s_e = np.where(s_e > 0, s_e, 1.0)
+        s_n = (m / s_e[:, None]).max(axis=0)
+        s_n = np.where(s_n > 0, s_n, 1.0)
+        layer.scan.set_state_scales(s_e, s_n)
+        med = max(float(np.median(m)), 1e-30)
+        fit = m / (s_e[:, None] * s_n[None, :])
+        report.append({"block": layer.name, "spread_before": float(m.max() / med),
+                       "spread_after": float(fit.max() / max(float(np.median(fit)), 1e-30))})
+        h = layer(h)
+    emitter.predict_function = None  # a traced predict() would keep the old constants
+    return report
