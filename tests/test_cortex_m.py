@@ -130,3 +130,32 @@ def test_core_flash_and_static_ram(tmp_path, tools, capsys):
               f"C={st.n_classes}): +{linked['text']} B flash, +{linked['data'] + linked['bss']} B static RAM; "
               f"workspaces: stream {stream_bytes} B + decode {8 + 16 * st.n_classes + st.window * st.n_classes} B")
     assert obj["text"] // 2 < linked["text"] < 32768, linked
+
+
+def test_core_cost_on_cortex_m4(tmp_path, tools, capsys):
+    """Instructions (not cycles: QEMU has no cycle model) for the core's work per 200 ms step (F readings +
+    finishing the step) and per Decode, with T=20, F=11, C=5: SysTick under `-icount shift=0` advances with
+    executed instructions; a 200000-instruction loop calibrates ticks to instructions."""
+    st = hd.make_settings(np.random.default_rng(0), window=20, n_features=11, n_classes=5)
+    hd.write_harness(tmp_path, st, [], [], [])
+    core = ROOT / "tflm_app/core"
+    inc = [f"-I{core}", f"-I{tmp_path}"]
+    run(["arm-none-eabi-g++", *CPU, *CXX, *inc, "-c", core / "tinyloc_core.cpp", "-o", tmp_path / "core.o"])
+    run(["arm-none-eabi-g++", *CPU, *CXX, *inc, "-c", CM / "cost_probe.cpp", "-o", tmp_path / "probe.o"])
+    run(["arm-none-eabi-gcc", *CPU, "-Os", "-c", CM / "startup.c", "-o", tmp_path / "startup.o"])
+    elf = tmp_path / "probe.elf"
+    run(["arm-none-eabi-g++", *CPU, "--specs=rdimon.specs", "-nostartfiles", "-T", CM / "mps2_an386.ld",
+         "-Wl,--gc-sections", tmp_path / "startup.o", tmp_path / "probe.o", tmp_path / "core.o", "-o", elf])
+    res = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting", "-monitor", "none",
+                          "-icount", "shift=0", "-kernel", str(elf)], capture_output=True, text=True, timeout=60)
+    parts = res.stdout.split()
+    assert res.returncode == 0 and parts[:1] == ["COST"], res.stdout + res.stderr
+    cost = dict(zip(parts[1::2], map(int, parts[2::2])))
+    assert cost["windows"] == (200 - 1 - 20) // 10 + 1  # the last step stays open (no Finish)
+    per_tick = 200_000 / cost["cal"]  # instructions per SysTick tick, from the calibration loop
+    step, decode, quant = (round(cost[k] * per_tick / n) for k, n in (("stream", 200), ("decode", 10), ("quant", 1000)))
+    assert cost["cal"] > 100 and 11 * quant < step and decode > 1000, cost
+    with capsys.disabled():
+        print(f"\n[cortex-m4 -Os, QEMU -icount shift=0, instructions via SysTick calibrated on a known loop] "
+              f"per 200 ms step with 11 readings: ~{step}; per ScaleQuantize: ~{quant}; "
+              f"per Decode (T=20, C=5, soft double): ~{decode}")
