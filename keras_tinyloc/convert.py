@@ -307,6 +307,8 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
     """
     if cfg.quant not in QUANT_MODES:
         raise TinyLocError(f"--quant {cfg.quant!r}: choose from {', '.join(QUANT_MODES)}")
+    if cfg.sketch and cfg.quant != "int8":
+        raise TinyLocError(f"--sketch needs --quant int8 (the device runs the int8 model), got --quant {cfg.quant}")
     out = cfg.out_dir()
     check_writable(out)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
@@ -327,7 +329,7 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
         atomic_write_json(tmp / "report.json", rep)
         atomic_write_text(tmp / "report.md", report_markdown(rep))
     if cfg.sketch:
-        _export_sketch(out, cfg.sketch)
+        rep["sketch"] = str(_export_sketch(out, cfg.sketch, cfg.overwrite))
     return rep
 
 
@@ -351,12 +353,10 @@ def _write_device_files(out: Path, buf: bytes, rep: dict, ds, crf: dict, margin:
     return sorted({p.name for p in out.iterdir()} - before)
 
 
-def _export_sketch(out: Path, sketch_dir: str) -> None:
-    try:
-        from keras_tinyloc.sketch import export_sketch
-    except ImportError:
-        raise TinyLocError("--sketch: keras_tinyloc.sketch is not available in this version") from None
-    export_sketch(out, sketch_dir)
+def _export_sketch(out: Path, sketch_dir: str, overwrite: bool) -> Path:
+    from keras_tinyloc.sketch import export_sketch
+
+    return export_sketch(out, sketch_dir, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------------------------- report.md

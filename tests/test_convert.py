@@ -131,8 +131,11 @@ def test_representative_data_of_the_wrong_shape(ds):
 
 
 def test_convert_run_int8_writes_everything_and_measures_through_tflm(run_dir, ds, tmp_path):
-    out = tmp_path / "int8"
-    rep = convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), out=str(out)), dataset=ds)
+    out, sketch = tmp_path / "int8", tmp_path / "toy_sketch"
+    rep = convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), out=str(out), sketch=str(sketch)),
+                              dataset=ds)
+    assert (sketch / "model_settings.h").read_text() == (out / "model_settings.h").read_text()
+    assert (sketch / "toy_sketch.ino").is_file()
     files = sorted(p.name for p in out.iterdir())
     assert {"model.tflite", "model_data.cc", "model_data.h", "model_settings.h", "report.json", "report.md"} <= set(files)
     assert sorted(rep["device_files"] + ["model.tflite", "report.json", "report.md"]) == files
@@ -186,6 +189,9 @@ def _cli(capsys, argv):
 
 
 def test_cli_bad_inputs_exit_2_with_one_line(run_dir, tmp_path, capsys):
+    rc, err = _cli(capsys, [str(run_dir), "--quant", "float", "--sketch", str(tmp_path / "sk")])
+    assert rc == 2 and len(err) == 1 and "--sketch needs --quant int8" in err[0]
+
     rc, err = _cli(capsys, [str(tmp_path / "nope")])
     assert rc == 2 and len(err) == 1 and "nope" in err[0]
 
