@@ -124,7 +124,8 @@ def _build(out: Path, tmp_path: Path, which: str, defs: list[str], tag: str) -> 
     else:
         srcs = [out / "stm32/main.cc", STUB / "stm32_board.cpp"]
     exe = tmp_path / f"{which}_{tag}"
-    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", *defs, f"-I{STUB}", f"-I{out}", *map(str, srcs),
+    std = "-std=gnu++14" if which == "arduino" else "-std=c++17"  # the mbed Arduino core builds with gnu++14
+    cmd = ["g++", std, "-Wall", "-Wextra", "-Werror", *defs, f"-I{STUB}", f"-I{out}", *map(str, srcs),
            str(out / "model_data.cpp"), str(out / "tinyloc_core.cpp"), str(out / "tinyloc_app.cpp"), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
