@@ -75,17 +75,23 @@ void SetupError(int code, const char* what) {
   PrintLine(nullptr, line);
 }
 
-// Distinct builtin ops of the model (an op may appear in operator_codes once per version).
-int DistinctOps(const tflite::Model* model) {
+// Distinct builtin ops of the model (an op may appear in operator_codes once per version); *unknown = the first
+// one that model_settings::kOpNames does not list (nullptr if none).
+int ModelOps(const tflite::Model* model, const char** unknown) {
   const auto* codes = model->operator_codes();
   const int n = codes ? static_cast<int>(codes->size()) : 0;
   int distinct = 0;
+  *unknown = nullptr;
   for (int i = 0; i < n; ++i) {
+    const tflite::BuiltinOperator op = tflite::GetBuiltinCode(codes->Get(i));
     bool seen = false;
-    for (int j = 0; j < i && !seen; ++j) {
-      seen = tflite::GetBuiltinCode(codes->Get(j)) == tflite::GetBuiltinCode(codes->Get(i));
-    }
-    if (!seen) ++distinct;
+    for (int j = 0; j < i && !seen; ++j) seen = tflite::GetBuiltinCode(codes->Get(j)) == op;
+    if (seen) continue;
+    ++distinct;
+    const char* name = tflite::EnumNameBuiltinOperator(op);
+    bool listed = false;
+    for (int k = 0; k < model_settings::kNumOps && !listed; ++k) listed = strcmp(name, model_settings::kOpNames[k]) == 0;
+    if (!listed && !*unknown) *unknown = name;
   }
   return distinct;
 }
@@ -121,7 +127,14 @@ extern "C" void tinyloc_setup(void) {
            &info.input_zero_point);
   FillInfo(g_interpreter->output(0), info.output_dims, &info.output_ndims, &info.output_is_int8,
            &info.output_scale, &info.output_zero_point);
-  info.n_op_codes = DistinctOps(model);
+  const char* unknown_op = nullptr;
+  info.n_op_codes = ModelOps(model, &unknown_op);
+  if (unknown_op) {
+    char why[96];
+    snprintf(why, sizeof(why), "the model uses %s, which model_settings.h does not list", unknown_op);
+    SetupError(tinyloc::kErrOpCount, why);
+    return;
+  }
   const tinyloc::Status st = tinyloc::CheckModel(model_settings::kSettings, info);
   if (st != tinyloc::kOk) {
     SetupError(st, "model_settings.h does not match model_data (export both from the same convert dir)");

@@ -39,6 +39,14 @@ struct OperatorCodes {
   const OperatorCode* Get(unsigned i) const { return &items[i]; }
 };
 inline BuiltinOperator GetBuiltinCode(const OperatorCode* c) { return c->code; }
+// The stub model's op k (code 100 + k) is model_settings::kOpNames[k]; STUB_WRONG_OP renames its last op.
+inline const char* EnumNameBuiltinOperator(BuiltinOperator op) {
+  const int k = op - 100;
+#ifdef STUB_WRONG_OP
+  if (k == model_settings::kNumOps - 1) return "SOFTMAX";
+#endif
+  return k >= 0 && k < model_settings::kNumOps ? model_settings::kOpNames[k] : "UNKNOWN";
+}
 struct Model {
   OperatorCodes codes;
   unsigned version() const { return TFLITE_SCHEMA_VERSION; }
