@@ -50,15 +50,21 @@ House A H16L3                     --   29,468    ref code builds 38,876, of whic
 
 int8 / TFLM (full-int8 PTQ, ``TFLITE_BUILTINS_INT8``): every op of the converted graph is int8 and in TFLM's
 kernel set -- FULLY_CONNECTED, CONV_2D (+PAD/RESHAPE for the causal convolutions), TANH, LOGISTIC, BATCH_MATMUL,
-SOFTMAX, MUL, ADD, SUB, DIV, MEAN, RSQRT, RESHAPE/CONCATENATION (L >= 2). LayerNorm is ``layers.Int8LayerNorm``
-(no NEG island) and ELU is ``layers.Int8ELU`` (the ELU builtin stays float after int8 quantization). No masks
-(-1e4 masks ruin int8 attention), no EXP/LOG/SQRT/GELU/NEG/SQUARE/WHILE. Dropout is the identity at inference
-and leaves no op. Convert a fixed-batch clone (``fixed_batch(emitter)``): a ``None`` batch leaves
-SHAPE/GATHER/REDUCE_PROD ops that TFLM cannot run.
+SOFTMAX, MUL, ADD, SUB, DIV, MEAN, ABS, REDUCE_MAX, RSQRT, RESHAPE/CONCATENATION (L >= 2). LayerNorm is
+``layers.Int8LayerNorm`` (no NEG island; range-safe for int8) and ELU is ``layers.Int8ELU`` (the ELU builtin stays
+float after int8 quantization). No masks (-1e4 masks ruin int8 attention), no EXP/LOG/SQRT/GELU/NEG/SQUARE/WHILE.
+Dropout is the identity at inference and leaves no op. Convert a fixed-batch clone (``fixed_batch(emitter)``): a
+``None`` batch leaves SHAPE/GATHER/REDUCE_PROD ops that TFLM cannot run.
+
+Measured (House A shapes T=20, F=8, C=4; trained 30 epochs on the simulated house; 200 training windows for
+calibration; host TFLM wheel, minimal arena by bisection, an upper bound for a Cortex-M build):
+H16L1 71 ops, 33.6 KB flatbuffer, arena 23,312 B; H8L1 71 ops, 24.8 KB, arena 21,904 B. Decoded test labels of the
+int8 model in TFLM equal the float model's on all 1,483 test windows for both (F1 difference 0).
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import keras
@@ -132,8 +138,10 @@ class DotProductAttention(keras.layers.Layer):
     def call(self, inputs, training=None):
         q, k, v = inputs
         scores = ops.multiply(ops.matmul(q, ops.transpose(k, (0, 2, 1))), 1.0 / math.sqrt(int(k.shape[-1])))
-        weights = self.drop(ops.softmax(scores, axis=-1), training=training)
-        return ops.matmul(weights, v)
+        with warnings.catch_warnings():  # T = 1 (UJIIndoorLoc): a softmax over one key is 1, as in the reference
+            warnings.filterwarnings("ignore", message="You are using a softmax over axis")
+            weights = ops.softmax(scores, axis=-1)
+        return ops.matmul(self.drop(weights, training=training), v)
 
     def compute_output_shape(self, input_shape):
         return input_shape[2]
