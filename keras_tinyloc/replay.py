@@ -292,8 +292,10 @@ def report(res: ReplayResult, settings: DeviceSettings, show: int = 10) -> str:
     extra = sorted(set(res.board_rooms) - set(res.host_rooms))
     if extra:
         out.append(f"board windows the host does not have (end steps): {extra[:show]}")
-    for where, code, name in res.board_errors:
+    for where, code, name in res.board_errors[:20]:
         out.append(f"{where}: board rejected the line: E{code} {name}")
+    if len(res.board_errors) > 20:
+        out.append(f"... {len(res.board_errors) - 20} more lines rejected")
     if [e[:2] for e in res.board_errors] != [e[:2] for e in res.expected_errors]:
         expected = "; ".join(f"{w}: E{c}" for w, c, _ in res.expected_errors) or "none"
         out.append(f"warning: the board's errors differ from the host's expectation ({expected})")

@@ -8,6 +8,7 @@ pre-processing, the protocol and the decoding end to end. ``--flip-every N`` mak
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -211,3 +212,24 @@ def test_host_rooms_with_a_real_int8_model_in_tflm(tmp_path):
     x, ends = device.input_windows(st, t, ap, rssi)
     y, _ = tflm.run_litert(buf, x)
     assert got == {int(e): int(lab[-1]) for e, lab in zip(ends, device.decode(st, y))} and len(got) == len(ends) > 20
+
+
+def test_default_session_is_the_first_living_recording_of_the_house(tmp_path):
+    """Without --session: the run's In-Home house (here a small simulated copy in the published layout)."""
+    from keras_tinyloc.data import inhome
+    from keras_tinyloc.data.simulate import simulate_house
+
+    house = simulate_house("A", tmp_path / "data", seed=0, scale=0.02)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"dataset": "house-a", "data_dir": str(tmp_path / "data")}))
+    lines = replay.default_session(run, None)
+    rx = house / "experiments" / "living_1" / "rx_wearable_data.dat"
+    t, ap, rssi = inhome.read_rx(rx, inhome.read_metadata(house).ap_ids)
+    order = np.argsort(t, kind="stable")
+    assert [ln.text for ln in lines] == [f"{t[i]},{ap[i]},{int(np.rint(rssi[i]))}" for i in order]
+    assert lines[0].where == f"{rx}:reading {order[0] + 1}" and len(lines) == len(t) > 100
+    assert [ln.text for ln in replay.default_session(run, str(rx))] == [ln.text for ln in lines]
+    (run / "config.json").write_text(json.dumps({"dataset": "uji"}))
+    with pytest.raises(TinyLocError, match="dataset 'uji' has no recorded BLE session here; give --session"):
+        replay.default_session(run, None)
