@@ -14,21 +14,28 @@ The model, from the room up:
   1 m/s (the stairs slower), so halls and stairs appear only briefly in transit, and periods outside
   the home (no packet heard, no annotation).
 * **Radio.** Per packet and AP: log-distance path loss ``P0 − 10·n·log10(d)`` on the 3-D distance,
-  an attenuation per interior wall crossed and per storey, a spatially correlated log-normal
-  shadowing map per AP (a static part for the house plus a small part that changes per recording),
-  body shadowing that depends on the wearer's heading relative to the AP, a slow (AR(1)) and a fast
-  fading term. A packet is received when a logistic detection curve around the receiver
-  sensitivity (about −105 dBm) says so; each AP has a Gilbert–Elliott interference channel whose bad
-  state raises that threshold (bursty drop-outs of the weaker links, the strong ones survive), and a
-  rarer wearable-level Gilbert–Elliott channel silences all APs at once.
-  Received RSSI is rounded to an integer in −110..0 dBm. Packets are sent at 5 Hz with a few ms of jitter.
+  an attenuation per interior wall crossed (counted on the raster of the wearer's storey) and per
+  storey (reduced on the open stairwell), a spatially correlated log-normal shadowing map per AP (a
+  static part for the house plus a small part that changes per recording), body shadowing that
+  depends on the wearer's heading relative to the AP (the heading follows the walk, or a random
+  facing while standing, plus a fast wrist/torso wobble), a slow AR(1) fading term, and a fast term
+  (fading + measurement noise) that only affects the reported value. A packet is received when a
+  logistic detection curve around the receiver sensitivity (50 % at −103 dBm) applied to the
+  slowly varying level says so; each AP has a Gilbert–Elliott interference channel whose bad state
+  raises that threshold (bursty drop-outs of the weaker links, the strong ones survive), and a rarer
+  wearable-level Gilbert–Elliott channel silences all APs at once. Received RSSI is rounded to an
+  integer in −110..0 dBm. Packets are sent at 5 Hz with up to 30 ms of jitter; a packet that no AP
+  heard leaves no row.
 
 The constants in :class:`RadioParams` were calibrated against the real SPHERE Challenge house
 (per-AP reception, missing-run lengths, packet-to-packet change, nearest-AP level); the comparison
 is in ``docs/results/simulator_realism.md`` (``benchmarks/simulator_realism.py``).
 
-Everything is drawn from one ``numpy.random.Generator`` seeded by ``seed``: the same
-``(letter, seed, scale)`` gives byte-identical files.
+Everything is drawn from ``numpy.random.Generator`` s seeded by ``(seed, letter[, recording])``: the
+same ``(letter, seed, scale)`` gives byte-identical files. House ``A`` at scale 1 takes about 1 s.
+
+Not simulated (the published archive has them): ``accelerometer_filtered.dat`` and
+``activity_annotation_times.dat``; nothing in this project reads them.
 """
 from __future__ import annotations
 
@@ -57,7 +64,7 @@ HOUSE_SPEC: dict[str, dict] = {
           "ap_off": {"fingerprint_floor": [3], "living_1": [3], "living_2": [3], "living_3": [3],
                      "living_4": [1], "living_5": [1], "living_6": [1]}},
 }
-SIM_VERSION = 2  # bump when the simulator's output changes (names the cached copies)
+SIM_VERSION = 3  # bump when the simulator's output changes (names the cached copies)
 PACKET_MS = 200  # 5 Hz
 RSSI_MIN, RSSI_MAX = -110, 0
 WEARABLE_ID = 1
@@ -79,7 +86,8 @@ class RadioParams:
     body_db: float = 10.0  # body shadowing when the AP is straight behind the wearer
     slow_db: float = 4.0  # slow fading std (AR(1)); decides reception together with the mean
     slow_rho: float = 0.995  # slow fading correlation from packet to packet (~40 s)
-    fast_db: float = 3.1  # fast fading + measurement noise std (independent per packet; not in detection)
+    fast_db: float = 4.4  # fast fading + measurement noise std (not in detection)
+    fast_hold: float = 0.5  # probability that a packet repeats the previous packet's fast term
     sens_dbm: float = -103.0  # 50 % detection point of the receiver
     sens_slope_db: float = 1.5  # width of the logistic detection curve
     ge_good_to_bad: float = 0.004  # per-AP Gilbert–Elliott interference channel (mean good run 50 s)
@@ -350,7 +358,13 @@ class _Radio:
 
         slow = lfilter([math.sqrt(1 - p.slow_rho**2)], [1.0, -p.slow_rho], rng.standard_normal((s_n, f_n)), axis=0)
         level = mean + p.slow_db * slow  # what decides reception
-        rssi = level + p.fast_db * rng.standard_normal((s_n, f_n))  # what the receiver reports
+        # fast term: a new draw with probability 1 - fast_hold, else the previous packet's (real receivers
+        # often report the same value for consecutive packets: SPHERE's packet-to-packet change peaks at 0)
+        fresh = rng.random((s_n, f_n)) >= p.fast_hold
+        fresh[0] = True
+        src = np.maximum.accumulate(np.where(fresh, np.arange(s_n)[:, None], 0), axis=0)
+        fast = rng.standard_normal((s_n, f_n))[src, np.arange(f_n)[None, :]]
+        rssi = level + p.fast_db * fast  # what the receiver reports
         # Gilbert–Elliott interference bursts raise the receiver's threshold: weak links drop out in bursts
         desense = np.zeros((s_n, f_n))
         for a in range(f_n):
