@@ -12,7 +12,6 @@ from keras_tinyloc.models.layers import Int8ELU, Int8LayerNorm
 from keras_tinyloc.models.mdcsa import (
     build_mdcsa_emitter,
     crf_params,
-    fixed_batch,
     positional_encoding,
 )
 
@@ -104,7 +103,8 @@ def test_parameter_counts_against_paper_shapes():
     def used(features, classes, hidden, layers):  # independent per-layer formula of the used parameters
         conv = lambda k: k * hidden * hidden + hidden  # noqa: E731
         ln = 2 * hidden
-        grn = (hidden * 4 * hidden + 4 * hidden) + (16 * hidden * hidden + 4 * hidden) + 2 * (4 * hidden * hidden + hidden) + ln
+        fc1, fc2 = hidden * 4 * hidden + 4 * hidden, 4 * hidden * 4 * hidden + 4 * hidden
+        grn = fc1 + fc2 + 2 * (4 * hidden * hidden + hidden) + ln  # GLU = value + gate Dense(4H->H)
         dcsa = lambda k: 2 * conv(k) + ln + grn  # noqa: E731
         fold = conv(layers) if layers > 1 else 0
         return (features * hidden + hidden) + sum(dcsa(3 * i + 1) for i in range(layers)) + fold + ln + (
@@ -220,10 +220,16 @@ TFLM_INT8_OPS = {"ABS", "ADD", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "DIV"
                  "MUL", "PAD", "REDUCE_MAX", "RESHAPE", "RSQRT", "SOFTMAX", "SUB", "TANH"}
 
 
+def _fixed_batch(model):
+    """Same weights, batch fixed to 1 (a None batch leaves SHAPE/GATHER/REDUCE_PROD ops TFLM cannot run)."""
+    x = keras.Input(tuple(model.input_shape[1:]), batch_size=1)
+    return keras.Model(x, model(x))
+
+
 def _int8_tflite(model, steps, features, seed=0):
     rng = np.random.default_rng(seed)
     samples = [rng.uniform(0, 1, (1, steps, features)).astype("float32") for _ in range(64)]
-    conv = tf.lite.TFLiteConverter.from_keras_model(fixed_batch(model))
+    conv = tf.lite.TFLiteConverter.from_keras_model(_fixed_batch(model))
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([s] for s in samples)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -53,8 +53,8 @@ kernel set -- FULLY_CONNECTED, CONV_2D (+PAD/RESHAPE for the causal convolutions
 SOFTMAX, MUL, ADD, SUB, DIV, MEAN, ABS, REDUCE_MAX, RSQRT, RESHAPE/CONCATENATION (L >= 2). LayerNorm is
 ``layers.Int8LayerNorm`` (no NEG island; range-safe for int8) and ELU is ``layers.Int8ELU`` (the ELU builtin stays
 float after int8 quantization). No masks (-1e4 masks ruin int8 attention), no EXP/LOG/SQRT/GELU/NEG/SQUARE/WHILE.
-Dropout is the identity at inference and leaves no op. Convert a fixed-batch clone (``fixed_batch(emitter)``): a
-``None`` batch leaves SHAPE/GATHER/REDUCE_PROD ops that TFLM cannot run.
+Dropout is the identity at inference and leaves no op. Convert a fixed-batch clone (``convert.fixed_batch``):
+a ``None`` batch leaves SHAPE/GATHER/REDUCE_PROD ops that TFLM cannot run.
 
 Measured (House A shapes T=20, F=8, C=4; trained 30 epochs on the simulated house; 200 training windows for
 calibration; host TFLM wheel, minimal arena by bisection, an upper bound for a Cortex-M build):
@@ -237,12 +237,6 @@ def build_mdcsa_emitter(
     z = keras.layers.Dropout(head_dropout, name="head_drop")(z)
     out = keras.layers.Dense(n_classes, name="emissions")(z)
     return keras.Model(x, out, name=name)
-
-
-def fixed_batch(emitter: keras.Model, batch: int = 1) -> keras.Model:
-    """Wrap ``emitter`` with a fixed batch size for TFLite conversion (same weights): ``(batch,T,F) -> (batch,T,C)``."""
-    x = keras.Input(tuple(emitter.input_shape[1:]), batch_size=batch, name="rssi")
-    return keras.Model(x, emitter(x), name=f"{emitter.name}_b{batch}")
 
 
 def crf_params(n_classes: int) -> int:
