@@ -189,16 +189,27 @@ def test_cli_end_to_end(board, tmp_path, monkeypatch, capsys, flip, want_rc):
         assert "window ending at step" in out and f"/{n} windows" in out
 
 
-def test_host_rooms_with_a_real_int8_model_in_tflm(tmp_path):
-    """replay's host side with a real converted int8 model: TFLM (tflm_predict, what the CLI uses) gives the rooms
-    that LiteRT's int8 outputs give through device.decode, on the device pipeline's windows."""
+@pytest.fixture(scope="module")
+def real_model(tmp_path_factory):
+    """A real int8 emitter (Dense-ReLU-Dense on (T=8, F=4) -> C=3) converted by keras_tinyloc.convert, and settings
+    carrying its quantization."""
     keras = pytest.importorskip("keras")
-    from keras_tinyloc import convert, tflm
+    from keras_tinyloc import convert
 
     rng = np.random.default_rng(7)
     T, F, C = 8, 4, 3
     inp = keras.Input((T, F))
-    emitter = keras.Model(inp, keras.layers.Dense(C)(keras.layers.Dense(6, activation="relu")(inp)))
+    hidden = keras.layers.Dense(6, activation="relu")
+    out = keras.layers.Dense(C)
+    emitter = keras.Model(inp, out(hidden(inp)))
+    # weights that make the strongest of APs 1..C the room (so decoded rooms vary; AP 0 is constant in
+    # make_settings), plus random noise
+    w1 = np.zeros((F, 6), np.float32)
+    w1[np.arange(C) + 1, np.arange(C)] = 1.0
+    w2 = np.zeros((6, C), np.float32)
+    w2[np.arange(C), np.arange(C)] = 8.0
+    hidden.set_weights([w1 + rng.normal(0, 0.1, w1.shape).astype(np.float32), np.zeros(6, np.float32)])
+    out.set_weights([w2 + rng.normal(0, 0.1, w2.shape).astype(np.float32), np.zeros(C, np.float32)])
     buf = convert.convert_emitter(emitter, "int8", rng.uniform(0, 1, (64, T, F)).astype(np.float32), n_calibration=64)
     from ai_edge_litert import interpreter as litert
 
@@ -206,12 +217,85 @@ def test_host_rooms_with_a_real_int8_model_in_tflm(tmp_path):
     (in_s, in_z), (out_s, out_z) = it.get_input_details()[0]["quantization"], it.get_output_details()[0]["quantization"]
     st = hd.make_settings(rng, window=T, n_features=F, n_classes=C, hop=4)
     st.input_scale, st.input_zero_point, st.output_scale, st.output_zero_point = in_s, in_z, out_s, out_z
-    (tmp_path / "model.tflite").write_bytes(buf)
-    t, ap, rssi = session(rng, n=300)
-    got = replay.host_rooms(st, t, ap, rssi, replay.tflm_predict(tmp_path / "model.tflite"))
+    d = tmp_path_factory.mktemp("real_model")
+    (d / "model.tflite").write_bytes(buf)
+    return st, buf, d
+
+
+def test_host_rooms_with_a_real_int8_model_in_tflm(real_model):
+    """replay's host side with a real converted int8 model: TFLM (tflm_predict, what the CLI uses) gives the rooms
+    that LiteRT's int8 outputs give through device.decode, on the device pipeline's windows."""
+    from keras_tinyloc import tflm
+
+    st, buf, d = real_model
+    t, ap, rssi = session(np.random.default_rng(8), n=300)
+    got = replay.host_rooms(st, t, ap, rssi, replay.tflm_predict(d / "model.tflite"))
     x, ends = device.input_windows(st, t, ap, rssi)
     y, _ = tflm.run_litert(buf, x)
     assert got == {int(e): int(lab[-1]) for e, lab in zip(ends, device.decode(st, y))} and len(got) == len(ends) > 20
+    assert len(set(got.values())) == st.n_classes
+
+
+def test_replay_against_the_core_running_the_real_model_in_tflm(real_model, tmp_path):
+    """The board minus the hardware: the C++ core and protocol (shared library, app_capi.cpp) behind a
+    pseudo-terminal, with the model callback running the real int8 model in TFLM's host interpreter. Replay must
+    agree on every window with its own host prediction (Python pipeline + TFLM + Viterbi)."""
+    import ctypes
+    import select
+    import threading
+
+    from keras_tinyloc import tflm
+
+    st, buf, d = real_model
+    hd.write_harness(tmp_path, st, [], [], [])
+    so = tmp_path / "libtinyloc_app.so"
+    cmd = ["g++", "-std=c++11", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'tflm_app/core'}",
+           f"-I{tmp_path}", *(str(ROOT / "tflm_app/core" / f) for f in ("tinyloc_core.cpp", "tinyloc_app.cpp",
+                                                                         "tests/app_capi.cpp")), "-o", str(so)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    lib = ctypes.CDLL(str(so))
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    T, F, C = st.window, st.n_features, st.n_classes
+    invokes = []
+
+    @ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_int8))
+    def model(_ctx, inp, out):
+        x = np.ctypeslib.as_array(inp, (T * F,)).reshape(1, T, F).copy()
+        y, _ = tflm.run_tflm(buf, x)
+        ctypes.memmove(out, np.ascontiguousarray(y, np.int8).ctypes.data, T * C)
+        invokes.append(1)
+        return True
+
+    @ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
+    def emit(_ctx, line):
+        os.write(master, line + b"\r\n")
+
+    stop = threading.Event()
+
+    def board():
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                data = os.read(master, 4096)
+                lib.tl_put(data, len(data))
+
+    assert lib.tl_init(model, emit) == 0
+    thread = threading.Thread(target=board, daemon=True)
+    thread.start()
+    t, ap, rssi = session(np.random.default_rng(9), n=250)
+    link = replay.BoardLink(os.ttyname(slave))
+    try:
+        res = replay.replay(link, st, replay.session_from_arrays(t, ap, rssi, "rec"),
+                            replay.tflm_predict(d / "model.tflite"), timeout=30)
+    finally:
+        link.close()
+        stop.set()
+        thread.join(timeout=2)
+        os.close(master)
+        os.close(slave)
+    assert len(res.host_rooms) > 20 and len(invokes) == len(res.board_rooms)
+    assert res.board_rooms == res.host_rooms and res.agreement == 1.0 and res.board_errors == []
+    assert len(set(res.host_rooms.values())) == C  # every room comes up: the decoding is exercised
 
 
 def test_default_session_is_the_first_living_recording_of_the_house(tmp_path):
