@@ -108,8 +108,10 @@ class CRF(keras.layers.Layer):
         labelled = labels >= 0  # (B,T)
         onehot = tf.one_hot(tf.maximum(labels, 0), self.n_classes, on_value=True, off_value=False, dtype=tf.bool)
         allowed = tf.logical_or(onehot, tf.logical_not(labelled)[:, :, None])  # (B,T,C)
-        log_z = self._forward(emissions)
-        log_z_y = self._forward(emissions, allowed)
+        # one forward pass over [unconstrained; constrained] stacked on the batch axis (half the graph to trace)
+        both = tf.concat([tf.ones_like(allowed), allowed], axis=0)  # (2B,T,C)
+        log_zs = self._forward(tf.concat([emissions, emissions], axis=0), both)  # (2B,)
+        log_z, log_z_y = tf.split(log_zs, 2, axis=0)
         any_label = tf.reduce_any(labelled, axis=1)
         return tf.where(any_label, log_z - log_z_y, tf.zeros_like(log_z))
 
