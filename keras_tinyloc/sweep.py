@@ -431,6 +431,9 @@ def execute_task(task: Task, final: str | os.PathLike, dataset, options: dict) -
     ``final/result.json`` is ``{"task", "status", "error", "seconds", "rows"}``; a TinyLocError or any other
     exception becomes a ``failed`` result with a one-line error (the sweep goes on), Ctrl-C propagates.
     """
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # per-run retracing warnings drown the progress bar
     final = Path(final)
     result = final / "result.json"
     if result.is_file():

@@ -173,3 +173,37 @@ def test_ray_local_instance_gives_the_same_rows(tmp_path):
     assert summary["ran"] == 2 and summary["failed"] == 0
     assert _rows_without_time(_sweep_rows(tmp_path / "ray")) == _rows_without_time(_expected_rows())
     assert not list((tmp_path / "ray" / "runs").glob("**/.*tmp*"))
+
+
+@pytest.mark.slow
+def test_quick_sweep_end_to_end_through_train_distill_convert(tmp_path):
+    """A narrowed quick sweep on the small simulated House A: every run finishes, the rows agree with the run
+    files, KD uses the best baseline by validation F1, and a second invocation repeats nothing."""
+    from keras_tinyloc import results
+
+    out = tmp_path / "quick"
+    cfg = S.SweepConfig(profile="quick", out=str(out), models=("mamba",), epochs=2, progress=False, plots=False,
+                        techniques=("baseline", "static_int8", "kd", "kd_static_int8"))
+    summary = S.run_sweep(cfg)
+    errors = [json.loads(p.read_text())["error"] for p in out.glob("runs/**/result.json")]
+    assert (summary["total"], summary["ran"], summary["failed"]) == (5, 5, 0), errors
+    rows = results.read_results_csv(out / "results.csv")
+    nn = {r["technique"]: r for r in rows if r["family"] == "mamba"}
+    assert set(nn) == {"baseline", "static_int8", "kd", "kd_static_int8"}
+    run = out / "runs/house-a/mamba-H2L1"
+    metrics = json.loads((run / "baseline/run/metrics.json").read_text())
+    assert nn["baseline"]["val_f1"] == pytest.approx(metrics["val_f1"])
+    assert nn["baseline"]["test_f1"] == pytest.approx(metrics["test_f1"])
+    assert nn["baseline"]["params"] == metrics["params"]
+    for tech, sub in (("static_int8", "tflite-int8"), ("kd_static_int8", "tflite-int8"), ("baseline", "tflite-float")):
+        rep = json.loads((run / tech / sub / "report.json").read_text())
+        assert nn[tech]["flatbuffer_bytes"] == (run / tech / sub / "model.tflite").stat().st_size
+        assert nn[tech]["arena_bytes"] == rep["arena_bytes"] > 0
+    int8 = json.loads((run / "static_int8/tflite-int8/report.json").read_text())
+    assert nn["static_int8"]["test_f1"] == pytest.approx(int8["test_f1_int8"])
+    assert nn["static_int8"]["val_f1"] == pytest.approx(int8["val_f1_int8"])
+    assert nn["kd"]["teacher"].startswith("H2L1") and nn["kd_static_int8"]["teacher"] == nn["kd"]["teacher"]
+    assert {r["family"] for r in rows} == {"mamba", "knn", "rf", "lr"}
+    assert "### 32 KB class" in (out / "tables.md").read_text()
+    again = S.run_sweep(cfg)
+    assert (again["ran"], again["skipped"]) == (0, 5)
