@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import dataclasses
 import io
-import json
 import os
 import sys
 import time
@@ -379,7 +378,8 @@ def report_markdown(rep: dict) -> str:
         "",
         "| quantity | value |",
         "|---|---|",
-        f"| flatbuffer (flash) | {_fmt(rep['flatbuffer_bytes'])} B |",
+        f"| flatbuffer (flash), tensor names stripped | {_fmt(rep['flatbuffer_bytes'])} B "
+        f"(converter output {_fmt(rep.get('flatbuffer_bytes_with_names'))} B) |",
         f"| tensor arena (RAM), minimal working, host 64-bit | {_fmt(rep.get('arena_bytes'))} B |",
         f"| arena head (tensor buffers) / tail (persistent) | {_fmt(rep.get('arena_head_bytes'))} B / "
         f"{_fmt(rep.get('arena_tail_bytes'))} B |",
@@ -393,8 +393,14 @@ def report_markdown(rep: dict) -> str:
         f"| deployable to TFLM | {'yes' if rep.get('deployable_tflm') else 'no (host only)'} |",
     ]
     m = rep.get("tflm_matches_litert")
-    if m:
-        lines.append(f"| TFLM vs LiteRT | {json.dumps(m)} |")
+    if m and "max_diff_steps" in m:
+        lines.append(f"| TFLM vs ai-edge-litert (int8 outputs) | {100 * m['share_identical']:.1f} % of windows "
+                     f"bit-identical, {100 * m['share_elements_identical']:.2f} % of values, max diff "
+                     f"{m['max_diff_steps']} steps; same decoded room on "
+                     f"{100 * m['share_same_window_prediction']:.2f} % of windows |")
+    elif m:
+        lines.append(f"| TFLM vs ai-edge-litert (float outputs) | max abs diff {m['max_abs_diff']:.3g}; same decoded "
+                     f"room on {100 * m['share_same_window_prediction']:.2f} % of windows |")
     if rep.get("arena_note"):
         lines += ["", f"Arena: {rep['arena_note']}."]
     lines += ["", "| MCU (paper Table 1) | RAM | flash | fits |", "|---|---|---|---|"]

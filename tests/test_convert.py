@@ -155,7 +155,8 @@ def test_convert_run_int8_writes_everything_and_measures_through_tflm(run_dir, d
     settings = (out / "model_settings.h").read_text()
     assert f"kTensorArenaSize = {rep['arena_bytes'] + 256};" in settings
     assert "AddFullyConnected" in settings
-    assert "| flatbuffer (flash) |" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert f"| flatbuffer (flash), tensor names stripped | {len(buf):,} B" in md and "bit-identical" in md
 
 
 def test_convert_run_dynamic_is_host_only(run_dir, ds, tmp_path):
