@@ -108,3 +108,15 @@ def test_distill_bad_input(tmp_path):
     with pytest.raises(TinyLocError, match="with 3 classes, dataset toy has"):
         distill(DistillConfig(out=str(tmp_path / "s"), teacher=str(tmp_path / "t"), **base), dataset=ds)
     assert not (tmp_path / "s").exists()
+
+
+def test_cli_errors_exit_2(tmp_path, capsys):
+    from keras_tinyloc import distill as distill_mod
+
+    args = ["--dataset", "toy", "--model", "mlp", "--hidden", "4", "--layers", "1", "--out", str(tmp_path / "s")]
+    assert distill_mod.main(["--teacher", str(tmp_path / "none"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no such run directory" in err and err.count("\n") == 1
+    assert distill_mod.main(["--teacher", str(tmp_path), *args, "--temperature", "0"]) == 2
+    assert "--temperature 0.0" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
