@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -369,6 +368,25 @@ def write_report(out: Path, res: dict) -> None:
                  f"{h['diff_std_db']['median']:.2f} | {h['imbalance_max_over_min']:.0f}× | "
                  f"{np.median(tr) if tr else float('nan'):.0f} / {np.median(lv) if lv else float('nan'):.0f} |")
     L.append("")
+    alt = res["alternative"]
+    L.append("## The trade-off: a radio that also reproduces SPHERE's reliable nearest AP\n")
+    L.append("With the default radio the nearest AP of a room misses more packets than SPHERE's (see the room table). "
+             "Tuning the radio to fix that (`ALT_RADIO` in the script: "
+             + ", ".join(f"{k}={v:g}" for k, v in alt["radio"].items()) + ") gives house S: nearest-AP reception "
+             f"(median over rooms) {alt['S']['nearest_rx_median']:.2f}, its spread {alt['S']['nearest_std_median']:.1f} dB, "
+             f"heard by any AP {alt['S']['any_ap_heard']['median']:.2f}, per-AP reception {alt['S']['per_ap_reception']['median']:.2f}, "
+             f"missing runs p90 {alt['S']['missing_run_pooled']['p90']:g}, RSSI change std {alt['S']['diff_std_db']['median']:.2f} dB — "
+             "closer to SPHERE — but In-Home houses with about one AP per room become "
+             f"nearly separable from single steps ({_easy(alt['separability'])}):\n")
+    L.append("| house | kNN last step macro-F1 / acc | RF window macro-F1 / acc |")
+    L.append("|---|---|---|")
+    for letter, s_ in alt["separability"].items():
+        L.append(f"| {letter} | {s_['knn_last_step_f1']:.3f} / {s_['knn_last_step_acc']:.3f} | "
+                 f"{s_['rf_window_f1']:.3f} / {s_['rf_window_acc']:.3f} |")
+    L.append("")
+    L.append("The paper reports 74–85 macro-F1 (82–98 % accuracy) for its best models on the real houses, so real "
+             "In-Home data are not that easy; the default radio keeps the houses in that range and keeps single "
+             "steps clearly below windows, at the price of a less reliable nearest AP than SPHERE's.\n")
     L.append("## Verdict\n")
     L.append(res["verdict"])
     L.append("")
@@ -463,6 +481,7 @@ def main(argv=None) -> int:
         xs_tr, ys_tr, xs_te, ys_te, rooms)
     sep["SPHERE (real; train 00001–07, test 00008–10)"] = separability(xr_tr, yr_tr, xr_te, yr_te, rooms)
     res["separability"] = sep
+    res["alternative"] = alternative(args.seed, args.scale)
     res["seconds"] = time.time() - t_start
     res["verdict"] = verdict(res)
     out = Path(args.out)
@@ -482,6 +501,42 @@ def _which(houses: dict, metric: str, ahead: bool) -> str:
     key_rf, key_knn = ("rf_window_acc", "knn_last_step_acc") if metric == "acc" else ("rf_window_f1", "knn_last_step_f1")
     got = [h for h, v in houses.items() if (v[key_rf] > v[key_knn]) == ahead]
     return ", ".join(got) if got else "none"
+
+
+# A radio tuned to also reproduce SPHERE's reliable nearest AP (reception ~0.99, small spread): stronger
+# links, a steeper wall/floor cliff, weaker interference bursts. Reported to show the trade-off.
+ALT_RADIO = {"p0_dbm": -50.0, "wall_db": 14.0, "floor_db": 28.0, "body_db": 5.0, "slow_db": 2.0, "path_exp": 2.0,
+             "shadow_db": 2.0, "ge_bad_db": 15.0, "ge_good_to_bad": 0.002, "fast_hold": 0.45, "fast_db": 4.3}
+
+
+def _easy(sep: dict) -> str:
+    easy = [h for h, v in sep.items() if v["knn_last_step_f1"] >= 0.85]
+    return ("kNN on the last step ≥ 0.85 macro-F1 in " + ", ".join(easy)) if easy else "not in these runs"
+
+
+def alternative(seed: int, scale: float) -> dict:
+    """House S statistics and A–D separability under :data:`ALT_RADIO` (simulated into a temporary folder)."""
+    import dataclasses
+    import tempfile
+
+    from keras_tinyloc.data import simulate
+
+    radio = dataclasses.replace(simulate.DEFAULT_RADIO, **ALT_RADIO)
+    out = {"radio": ALT_RADIO, "separability": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for letter in ("S", "A", "B", "C", "D"):
+            d = simulate.simulate_house(letter, tmp, seed=seed, scale=scale, radio=radio)
+            if letter == "S":
+                st = channel_stats(sim_recordings(d, "living"))
+                out["S"] = {k: st[k] for k in ("per_ap_reception", "any_ap_heard", "missing_run_pooled", "diff_std_db")}
+                out["S"]["nearest_rx_median"] = float(np.median([r["nearest_rx"] for r in st["rooms"].values()]))
+                out["S"]["nearest_std_median"] = float(np.median([r["nearest_std_db"] for r in st["rooms"].values()]))
+                continue
+            raw = inhome.house_windows("published", d, letter)
+            xtr, ytr = split_last(np.concatenate([raw["x_train"], raw["x_val"]]), np.concatenate([raw["y_train"], raw["y_val"]]))
+            xte, yte = split_last(raw["x_test"], raw["y_test"])
+            out["separability"][letter] = separability(xtr, ytr, xte, yte, raw["class_names"])
+    return out
 
 
 def verdict(res: dict) -> str:

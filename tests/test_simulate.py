@@ -4,7 +4,6 @@ Files are read back with pandas directly (not through the loader) so the checks 
 """
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np

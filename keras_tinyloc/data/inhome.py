@@ -406,7 +406,7 @@ def load_house(letter: str, data_dir: str | os.PathLike | None = None, scale: fl
     """
     letter = str(letter).upper()
     if letter not in ("A", "B", "C", "D", "S"):
-        raise TinyLocError(f"unknown house {letter!r} (choose from A, B, C, D)")
+        raise TinyLocError(f"unknown house {letter!r} (choose from A, B, C, D, or S for the SPHERE-like house)")
     found = find_house(letter, data_dir)
     if found is None:
         kind, where, source = "published", simulated_house_dir(letter, seed, scale), "simulated"

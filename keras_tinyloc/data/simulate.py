@@ -25,7 +25,9 @@ The model, from the room up:
   raises that threshold (bursty drop-outs of the weaker links, the strong ones survive), and a rarer
   wearable-level Gilbert–Elliott channel silences all APs at once. Received RSSI is rounded to an
   integer in −110..0 dBm. Packets are sent at 5 Hz with up to 30 ms of jitter; a packet that no AP
-  heard leaves no row.
+  heard leaves no row. In houses A–D each AP is down for a whole free-living recording with
+  probability 0.1 (SPHERE lacks one of its four APs in every sequence; house S copies SPHERE's
+  pattern exactly).
 
 The constants in :class:`RadioParams` were calibrated against the real SPHERE Challenge house
 (per-AP reception, missing-run lengths, packet-to-packet change, nearest-AP level); the comparison
@@ -64,7 +66,7 @@ HOUSE_SPEC: dict[str, dict] = {
           "ap_off": {"fingerprint_floor": [3], "living_1": [3], "living_2": [3], "living_3": [3],
                      "living_4": [1], "living_5": [1], "living_6": [1]}},
 }
-SIM_VERSION = 3  # bump when the simulator's output changes (names the cached copies)
+SIM_VERSION = 4  # bump when the simulator's output changes (names the cached copies)
 PACKET_MS = 200  # 5 Hz
 RSSI_MIN, RSSI_MAX = -110, 0
 WEARABLE_ID = 1
@@ -96,6 +98,7 @@ class RadioParams:
     dev_good_to_bad: float = 0.0003  # wearable-level drop-outs (all APs miss)
     dev_bad_to_good: float = 0.04
     jitter_ms: int = 30  # advertising jitter, uniform in [0, jitter_ms)
+    ap_outage_prob: float = 0.1  # chance that an AP is down for a whole free-living recording (houses A–D)
 
 
 DEFAULT_RADIO = RadioParams()
@@ -217,8 +220,7 @@ def _scripted(house: House, rng: np.random.Generator, dur_s: float) -> _Timeline
         for k in visits:
             r, x, y = house.tags[k]
             probe.walk_to(r, x, y)
-        walk = probe.t / 1.0
-        dwell = (dur_s - walk) / max(1, len(visits))
+        dwell = (dur_s - probe.t) / max(1, len(visits))  # probe.t = walking time alone
         if dwell >= 3.0 or limit == 1:
             break
     dwell = float(np.clip(dwell, 2.0, 45.0))
@@ -541,7 +543,14 @@ def simulate_house(
             sub = np.random.default_rng([int(seed), ord(letter), k])
             tl = _scripted(house, sub, dur) if kind == "scripted" else _free_living(house, sub, dur)
             t0_ms = int(k) * 86_400_000  # one recording per day
-            info["recordings"][name] = {"seconds": round(dur, 3), **_write_recording(
-                house, radio_model, sub, exp / name, tl, dur, t0_ms, spec.get("ap_off", {}).get(name, []))}
+            if "ap_off" in spec:
+                off = list(spec["ap_off"].get(name, []))
+            elif kind == "free":  # receivers that were down on that day (SPHERE lacks one AP in every sequence)
+                draw = np.random.default_rng([int(seed), ord(letter), k, 1]).random(len(house.aps))
+                off = [int(a) for a in np.flatnonzero(draw < radio.ap_outage_prob)]
+            else:
+                off = []
+            info["recordings"][name] = {"seconds": round(dur, 3), "aps_off": [house.aps[a].name for a in off],
+                                        **_write_recording(house, radio_model, sub, exp / name, tl, dur, t0_ms, off)}
         (tmp / "simulation.json").write_text(json.dumps(info, indent=2) + "\n")
     return final
