@@ -153,6 +153,16 @@ def test_flat_csv_values_match_hand_computation(tmp_path, cache, time_col):
     assert ds.meta["layout"] == "flat"
 
 
+def test_flat_csv_takes_room_names_from_metadata_and_checks_labels(tmp_path, cache):
+    root = tmp_path / "raw"
+    write_flat(root / "house_B")
+    _write(root / "house_B" / "metadata" / "room_names.dat", "room_id,room_name", [(1, "kitchen"), (2, "lounge")])
+    assert inhome.load_house("B", data_dir=root).class_names == ["kitchen", "lounge"]
+    _write(root / "house_B" / "metadata" / "room_names.dat", "room_id,room_name", [(1, "kitchen")])
+    msg = _err(root, "B")  # label 2 is out of range for one room
+    assert "csv_house_B_fp.csv: row" in msg and "room label 2" in msg
+
+
 def test_match_labels_against_brute_force():
     rng = np.random.default_rng(3)
     ann_t = np.sort(rng.choice(20000, 40, replace=False)).astype(np.int64)
