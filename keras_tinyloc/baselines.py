@@ -205,18 +205,19 @@ def sklearn_rows(ds: WindowDataset, cfg: BaselineConfig | None = None) -> list[d
 
 
 def mlp_rows(ds: WindowDataset, cfg: BaselineConfig) -> list[dict]:
-    """The tiny MLP (the train module's ``mlp`` family) trained, converted to full int8 and run in TFLM."""
+    """The tiny MLP (the train module's ``mlp`` family: per-step Dense layers + the CRF) trained, then converted
+    to full int8 and run in TFLM, exactly as the sweep does it: a ``baseline`` and a ``static_int8`` row per H,
+    with their run directories under ``cfg.work_dir/<dataset>/mlp-H<h>L1/``."""
     from keras_tinyloc import sweep
 
     rows = []
+    options = {"epochs": cfg.mlp_epochs, "patience": 10, "seed": cfg.seed, "data_dir": None}
     for hidden in cfg.mlp_hidden:
-        run = Path(cfg.work_dir) / ds.name / f"mlp-H{hidden}L1"
-        spec = sweep.Task(dataset=ds.name, family="mlp", hidden=int(hidden), layers=1, technique="baseline")
-        options = {"epochs": cfg.mlp_epochs, "seed": cfg.seed}
-        base = sweep.execute_task(spec, run / "baseline", ds, options)
-        rows += base
-        int8 = dataclasses.replace(spec, technique="static_int8")
-        rows += sweep.execute_task(int8, run / "static_int8", ds, {**options, "parent": str(run / "baseline")})
+        base = sweep.Task(dataset=ds.name, family="mlp", hidden=int(hidden), layers=1, technique="baseline")
+        int8 = dataclasses.replace(base, technique="static_int8")
+        where = Path(cfg.work_dir) / ds.name / f"mlp-H{hidden}L1"
+        rows += sweep.execute_task(base, where / "baseline", ds, options)
+        rows += sweep.execute_task(int8, where / "static_int8", ds, {**options, "parent": str(where / "baseline" / "run")})
     return rows
 
 

@@ -97,3 +97,18 @@ def test_run_baselines_bad_input():
     ds.y_val[:, -1] = -1
     with pytest.raises(TinyLocError, match="synth: the val split has no window with a labelled last step"):
         B.run_baselines(ds, knn_k=(1,), rf=(), lr_c=())
+
+
+@pytest.mark.slow
+def test_tiny_int8_mlp_goes_through_train_and_tflm(tmp_path):
+    ds = make_ds(T=3, F=4, n=48)
+    rows = B.run_baselines(ds, knn_k=(1,), rf=(), lr_c=(), feature_sets=("last",), mlp_hidden=(8,), mlp_epochs=2,
+                           work_dir=str(tmp_path))
+    mlp = {r["technique"]: r for r in rows if r["family"] == "mlp"}
+    assert set(mlp) == {"baseline", "static_int8"} and all(r["status"] == "ok" for r in mlp.values()), rows
+    run = tmp_path / "synth" / "mlp-H8L1"
+    tflite = run / "static_int8" / "tflite-int8" / "model.tflite"
+    assert mlp["static_int8"]["flatbuffer_bytes"] == tflite.stat().st_size
+    assert mlp["static_int8"]["arena_source"] == "tflm-host" and mlp["static_int8"]["arena_bytes"] > 0
+    # params of a 4 -> 8 -> 3 per-step MLP + CRF (C^2 + 2C)
+    assert mlp["baseline"]["params"] == (4 * 8 + 8) + (8 * 3 + 3) + (9 + 6)
