@@ -426,6 +426,15 @@ def plot(out: Path, res: dict) -> None:
     paths.atomic_write_bytes(out / "simulator_realism.png", buf.getvalue())
 
 
+def _drop_hist(obj):
+    """A copy without the raw ``_hist`` arrays (they feed the plot, not the JSON)."""
+    if isinstance(obj, dict):
+        return {k: _drop_hist(v) for k, v in obj.items() if k != "_hist"}
+    if isinstance(obj, list):
+        return [_drop_hist(v) for v in obj]
+    return obj
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -486,8 +495,7 @@ def main(argv=None) -> int:
     res["verdict"] = verdict(res)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    slim = json.loads(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "_hist"} if isinstance(v, dict) else v)
-                                  for k, v in res.items()}))
+    slim = _drop_hist(res)
     paths.atomic_write_json(out / "simulator_realism.json", slim)
     write_report(out, res)
     plot(out, res)
