@@ -116,7 +116,7 @@ def test_calibrate_state_scales_equalises_channels(tmp_path):
     model = build_mamba_emitter((10, 6), n_classes=3, hidden=8, layers=2)
     x = np.random.default_rng(3).random((32, 10, 6), dtype="float32")
     y = np.asarray(model(x))
-    report = calibrate_state_scales(model, x)
+    report = calibrate_state_scales(model, x, strength=1.0)
     assert [r["block"] for r in report] == ["mamba_block_0", "mamba_block_1"]
     assert all(r["spread_after"] < r["spread_before"] for r in report)
     np.testing.assert_allclose(np.asarray(model(x)), y, rtol=1e-4, atol=1e-5)
@@ -131,6 +131,12 @@ def test_calibrate_state_scales_equalises_channels(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
     with pytest.raises(TinyLocError):
         calibrate_state_scales(model, x[:, :5])
+    with pytest.raises(TinyLocError):
+        calibrate_state_scales(model, x, strength=2.0)
+    full_e = np.array(model.get_layer("mamba_block_1").scan.state_scale_e)
+    half = calibrate_state_scales(model, x, strength=0.5)  # square roots of the full equalisation's scales
+    np.testing.assert_allclose(model.get_layer("mamba_block_1").scan.state_scale_e, np.sqrt(full_e), rtol=1e-4)
+    assert all(1.0 < r["spread_after"] < r["spread_before"] for r in half)
 
 
 def test_uji_shape_t1():

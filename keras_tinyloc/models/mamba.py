@@ -309,17 +309,26 @@ def build_mamba_emitter(
     return keras.Model(inputs, emissions, name=f"mamba_h{hidden}l{layers}")
 
 
-def calibrate_state_scales(emitter: keras.Model, x, max_windows: int = 512) -> list[dict]:
+def calibrate_state_scales(emitter: keras.Model, x, strength: float = 0.5, max_windows: int = 512) -> list[dict]:
     """Set every :class:`SelectiveScan`'s state scales from float runs on ``x`` (B,T,F), before int8 conversion.
 
     For each block, m_{e,n} = max |g_{t,e,n}| over the windows and steps of ``x``; the rank-1 fit
-    s_e = max_n m_{e,n}, s_n = max_e m_{e,n} / s_e (channels that never move keep 1) makes every scaled channel
-    peak at <= 1. The float outputs do not change (up to float32 rounding); the int8 state then spends its
-    256 levels on every channel instead of on the largest. Call it with the representative (training) windows.
+    f_e = max_n m_{e,n}, f_n = max_e m_{e,n} / f_e (channels that never move keep 1) bounds every channel by
+    f_e f_n, and the scales are s_e = f_e^strength, s_n = f_n^strength. strength = 1 makes every channel peak
+    at 1 on ``x`` (full equalisation; channels that exceed their calibration peak on new data then saturate),
+    0 changes nothing; 0.5 (default) shrinks the channel spread to its square root and leaves weak channels
+    headroom. The float outputs do not change (up to float32 rounding). Call it with the representative
+    (training) windows before converting; the scales are saved with the model.
+
+    Measured (House A simulator, Mamba H8L1 x2 seeds and H32L1, full int8 in LiteRT, test windows): mean
+    |int8 - float| emission error 0.106/0.186/0.121 without, 0.075/0.180/0.112 with strength 0.5; last-step
+    label agreement 0.984/0.990/0.9987 without, 0.997/0.991/0.9993 with.
 
     Returns one dict per block: ``{"block", "spread_before", "spread_after"}``, the ratio of the largest
     channel peak to the median channel peak before and after scaling.
     """
+    if not (0.0 <= float(strength) <= 1.0):
+        raise TinyLocError(f"calibrate_state_scales: strength={strength!r} must be in [0, 1]")
     x = np.asarray(x, dtype="float32")[:max_windows]
     if x.ndim != 3 or x.shape[1:] != tuple(emitter.input_shape[1:]):
         raise TinyLocError(f"calibration windows: shape {x.shape}, expected (B,) + {tuple(emitter.input_shape[1:])}")
@@ -335,9 +344,10 @@ def calibrate_state_scales(emitter: keras.Model, x, max_windows: int = 512) -> l
         s_e = np.where(s_e > 0, s_e, 1.0)
         s_n = (m / s_e[:, None]).max(axis=0)
         s_n = np.where(s_n > 0, s_n, 1.0)
+        s_e, s_n = s_e**strength, s_n**strength
         layer.scan.set_state_scales(s_e, s_n)
         med = max(float(np.median(m)), 1e-30)
-        fit = m / (s_e[:, None] * s_n[None, :])
+        fit = m / np.outer(s_e, s_n)
         report.append({"block": layer.name, "spread_before": float(m.max() / med),
                        "spread_after": float(fit.max() / max(float(np.median(fit)), 1e-30))})
         h = layer(h)
