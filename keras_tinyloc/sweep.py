@@ -456,15 +456,20 @@ def execute_task(task: Task, final: str | os.PathLike, dataset, options: dict) -
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, TinyLocError):
             msg = f"{type(exc).__name__}: {msg}"
-        row = {"dataset": task.dataset, "family": task.family,
-               "config": None if task.family == CLASSIC else task.config,
-               "hidden": task.hidden or None, "layers": task.layers or None, "technique": task.technique,
-               "status": "failed", "error": msg[:300], "seconds": round(time.perf_counter() - t0, 2)}
-        with paths.atomic_dir(final, overwrite=True) as tmp:
-            paths.atomic_write_json(tmp / "result.json", {
-                "task": dataclasses.asdict(task), "status": "failed", "error": msg[:300],
-                "seconds": row["seconds"], "rows": [row]})
-        return [row]
+        return record_failure(task, final, msg, time.perf_counter() - t0)
+
+
+def record_failure(task: Task, final: Path, msg: str, seconds: float = 0.0) -> list[dict]:
+    """Write a ``failed`` result for ``task`` into ``final`` (atomically) and return its one row."""
+    row = {"dataset": task.dataset, "family": task.family,
+           "config": None if task.family == CLASSIC else task.config,
+           "hidden": task.hidden or None, "layers": task.layers or None, "technique": task.technique,
+           "status": "failed", "error": msg[:300], "seconds": round(seconds, 2)}
+    with paths.atomic_dir(final, overwrite=True) as tmp:
+        paths.atomic_write_json(tmp / "result.json", {
+            "task": dataclasses.asdict(task), "status": "failed", "error": msg[:300],
+            "seconds": row["seconds"], "rows": [row]})
+    return [row]
 
 
 # ---------------------------------------------------------------------------------------------- executors
@@ -587,9 +592,16 @@ class Runner:
         elif self.pool is not None:
             from concurrent.futures import as_completed
 
+            from concurrent.futures.process import BrokenProcessPool
+
             futs = {self.pool.submit(_pool_run, t, str(f), o): t for t, f, o in items}
             for fut in as_completed(futs):
-                yield futs[fut], fut.result()
+                try:
+                    rows = fut.result()
+                except BrokenProcessPool:
+                    raise TinyLocError(f"a worker process died during {futs[fut].label()} (out of memory or a "
+                                       f"crash); finished runs are kept, run the sweep again to resume") from None
+                yield futs[fut], rows
         else:
             for task, final, options in items:
                 yield task, execute_task(task, final, self.datasets[task.dataset], options)
@@ -606,7 +618,12 @@ class Runner:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             task, final = pending.pop(done[0])
-            rows, data = ray.get(done[0])
+            try:
+                rows, data = ray.get(done[0])
+            except Exception as exc:  # noqa: BLE001 - a worker died or the task raised inside Ray
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                yield task, record_failure(task, final, f"Ray task failed: {first[:250]}")
+                continue
             clean_interrupted(final)
             with paths.atomic_dir(final, overwrite=True) as tmp:
                 unpack_dir(data, tmp)
