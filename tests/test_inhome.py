@@ -149,6 +149,21 @@ def test_flat_csv_values_match_hand_computation(tmp_path, cache, time_col):
         np.testing.assert_allclose(_unscale(ds, ds.x_test[b]), g[10 * b : 10 * b + 20], atol=1e-4)
     y = np.array([0 if k < 30 else 1 for k in range(60)])
     np.testing.assert_array_equal(ds.y_test[2], y[20:40])
+
+
+def test_flat_csv_unlabelled_rows_stay_unlabelled(tmp_path, cache):
+    root = tmp_path / "raw"
+    write_flat(root)
+    f = root / "csv_house_B_fl.csv"
+    lines = f.read_text().splitlines()
+    for k in (21, 22, 23):  # rows of steps 21..23 (line k + 1) get label 0 = unlabelled
+        p = lines[k + 1].split(",")
+        lines[k + 1] = ",".join(p[:-1] + ["0"])
+    f.write_text("\n".join(lines) + "\n")
+    ds = inhome.load_house("B", data_dir=root)
+    exp = np.array([0] * 10 + [1] * 10)  # steps 20..39: room 1 until step 29, then room 2
+    exp[1:4] = -1  # steps 21..23
+    np.testing.assert_array_equal(ds.y_test[2], exp)
     assert len(ds.x_train) == 96 and len(ds.x_val) == 29
     assert ds.meta["layout"] == "flat"
 

@@ -256,9 +256,12 @@ def read_flat_csv(path: Path, n_classes: int | None) -> tuple[np.ndarray, np.nda
     s, a = np.nonzero(~np.isnan(vals))
     grid = windows.packets_to_grid(t_rows[s], a, vals[s, a], f, t0_ms=t0,
                                    n_steps=int((t_rows.max() - t0) // windows.STEP_MS) + 1, source=str(path))
-    centres = t0 + np.arange(len(grid), dtype=np.int64) * windows.STEP_MS + windows.STEP_MS // 2
-    keep = lab >= 0
-    labels = match_labels(centres, t_rows[keep], lab[keep])
+    if numeric_t.notna().all():
+        labels = lab.astype(np.int32)  # one row per step: the row's own label
+    else:
+        centres = t0 + np.arange(len(grid), dtype=np.int64) * windows.STEP_MS + windows.STEP_MS // 2
+        keep = lab >= 0
+        labels = match_labels(centres, t_rows[keep], lab[keep])
     if not (labels >= 0).any():
         raise TinyLocError(f"{path}: no labelled rows (recording has no labels)")
     return grid, labels, [str(c) for c in ap_cols]
