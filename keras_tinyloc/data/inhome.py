@@ -11,11 +11,12 @@ Sources, searched in this order under ``data_dir`` (``--data-dir`` > ``$KERAS_TI
    ``room_tags.dat``.
 2. **Flat CSVs**: ``csv_house_X_fp.csv`` (fingerprint) and ``csv_house_X_fl.csv`` (free-living) in
    ``data_dir`` or ``data_dir/house_X``: column 0 a time (``YYYY-MM-DD HH:MM:SS.fff``) or a row index
-   (then each row is one 5 Hz step), one RSSI column per AP (empty = not heard), last column the room
-   label (1-based; 0 or empty = unlabelled). Class names come from ``metadata/room_names.dat`` beside
-   them when present, else ``room 1 .. room C``.
+   (then each row is one 5 Hz step and keeps its own label), one RSSI column per AP (empty = not
+   heard), last column the room label (1-based; 0 or empty = unlabelled). Class names come from
+   ``metadata/room_names.dat`` beside them when present, else ``room 1 .. room C``.
 3. Otherwise a **simulated** house (:func:`keras_tinyloc.data.simulate.simulate_house`), generated
-   once into ``cache_dir()/sim/house_X_seed{seed}_scale{scale}`` and read as in 1.
+   once into ``cache_dir()/sim/house_X_seed{seed}_scale{scale}_v{SIM_VERSION}`` and read as in 1
+   (``meta["source"] == "simulated"``).
 
 Pre-processing is :mod:`keras_tinyloc.data.windows` (shared with SPHERE and the device): 5 Hz grid,
 forward-fill ≤ 1 s, −120 dBm, windows of T=20 steps with hop 10; the fingerprint recordings are
@@ -44,7 +45,7 @@ from keras_tinyloc.errors import TinyLocError
 ARCHIVE_DIR = "ble-accelerometer-indoor-localisation-measurements"
 MATCH_MS = 500  # annotation ↔ step matching tolerance
 RSSI_RANGE = (-130.0, 0.0)
-PROCESSING_VERSION = 1
+PROCESSING_VERSION = 2
 
 
 @dataclass
