@@ -185,24 +185,28 @@ def test_positional_encoding_formula():
     np.testing.assert_allclose(pe_out(np.ones((1, 20, 8), "float32")).numpy()[0], _np_pe(20, 16), atol=1e-6)
 
 
-def test_int8_layernorm_equals_keras_layernormalization():
+@pytest.mark.parametrize("range_safe", [True, False])
+def test_int8_layernorm_equals_keras_layernormalization(range_safe):
     rng = np.random.default_rng(10)
     x = rng.normal(1.5, 3.0, (4, 7, 16)).astype("float32")
     x[0, 0] = 2.0  # a constant token: both give beta
     gamma, beta = rng.normal(1, 0.5, 16).astype("float32"), rng.normal(0, 0.5, 16).astype("float32")
     for eps, atol in ((1e-5, 2e-4), (1e-9, 1e-5)):
-        ours, ref = Int8LayerNorm(epsilon=eps), keras.layers.LayerNormalization(epsilon=eps)
+        ours = Int8LayerNorm(epsilon=eps, range_safe=range_safe)
+        ref = keras.layers.LayerNormalization(epsilon=eps)
         ours.build(x.shape)
         ref.build(x.shape)
         ours.set_weights([gamma, beta])
         ref.set_weights([gamma, beta])
         # (Keras' own result on the constant token x[0, 0] is rounding noise times rsqrt(eps); compare the rest)
         np.testing.assert_allclose(ours(x).numpy()[1:], ref(x).numpy()[1:], atol=atol)
-        # exactly LayerNorm with the per-token epsilon eps * max|x - mean|^2 (layers.Int8LayerNorm docstring)
+        # range-safe: exactly LayerNorm with the per-token epsilon eps * max|x - mean|^2 (Int8LayerNorm docstring)
         x64 = x.astype(np.float64)
         m = np.abs(x64 - x64.mean(-1, keepdims=True)).max(-1, keepdims=True) + 1e-6
-        np.testing.assert_allclose(ours(x).numpy(), _np_ln(x64, gamma, beta, eps=eps * m**2), atol=1e-5)
-    np.testing.assert_allclose(ours(x).numpy()[0, 0], beta, atol=1e-6)
+        np_eps = eps * m**2 if range_safe else eps
+        np.testing.assert_allclose(ours(x).numpy()[1:], _np_ln(x64, gamma, beta, eps=np_eps)[1:], atol=1e-5)
+    if range_safe:  # the textbook order's constant token is rounding noise times rsqrt(eps), like Keras'
+        np.testing.assert_allclose(ours(x).numpy()[0, 0], beta, atol=1e-6)
 
 
 def test_int8_elu_equals_elu_values_and_gradients():
@@ -237,19 +241,20 @@ def _int8_tflite(model, steps, features, seed=0):
     return conv.convert()
 
 
-@pytest.mark.parametrize("hidden,layers", [(8, 1), (8, 3)])
-def test_full_int8_conversion_runs_in_tflm(hidden, layers):
+@pytest.mark.parametrize("hidden,layers,range_safe", [(8, 1, True), (8, 3, True), (8, 1, False)])
+def test_full_int8_conversion_runs_in_tflm(hidden, layers, range_safe):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tflite_micro.python.tflite_micro import runtime
 
     keras.utils.set_random_seed(11)
-    model = build_mdcsa_emitter((20, 8), 4, hidden=hidden, layers=layers)
+    model = build_mdcsa_emitter((20, 8), 4, hidden=hidden, layers=layers, range_safe_norm=range_safe)
     buf = _int8_tflite(model, 20, 8)
     lite = Interpreter(model_content=buf,
                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     op_names = {op["op_name"] for op in lite._get_ops_details()}
     assert op_names <= TFLM_INT8_OPS, op_names - TFLM_INT8_OPS  # no QUANTIZE/DEQUANTIZE/ELU/NEG/EXP/... islands
     assert ("CONCATENATION" in op_names) == (layers > 1)
+    assert ({"ABS", "REDUCE_MAX"} <= op_names) == range_safe
     dtypes = {np.dtype(t["dtype"]).name for t in lite.get_tensor_details()}
     assert dtypes <= {"int8", "int32"}, dtypes  # int32 = biases and shape constants; no float tensor anywhere
     lite.allocate_tensors()
