@@ -4,8 +4,8 @@
   technique (colour = family, marker = technique) against the measured TFLM arena / flatbuffer bytes (log scale),
   with the 32 KiB and 64 KiB lines (and the class MCUs' flash limits on the flatbuffer plot), and the paper's
   points (hollow, at the paper's size = weights only: not an arena, so they sit where the paper put them).
-* ``mcu_fit.png``: per MCU of the paper's Table 1 and per dataset, the test macro-F1 of the best model (selected by
-  validation F1) whose arena fits the MCU's RAM and whose flatbuffer fits its flash.
+* ``mcu_fit.png``: per dataset (one panel), per MCU of the paper's Table 1 and per family, the test macro-F1 of the
+  family's best model (selected by validation F1) whose arena fits the MCU's RAM and whose flatbuffer its flash.
 
 The numbers drawn come from :func:`f1_size_points` and :func:`mcu_fit_table` (pure functions, tested).
 """
@@ -40,17 +40,22 @@ def f1_size_points(rows: list[dict], dataset: str, x_field: str) -> list[dict]:
     return pts
 
 
-def mcu_fit_table(rows: list[dict]) -> dict[str, dict[str, dict | None]]:
-    """``{dataset: {mcu name: best fitting row (by validation F1) or None}}``."""
-    table: dict[str, dict[str, dict | None]] = {}
+def mcu_fit_table(rows: list[dict]) -> dict[str, dict[str, dict[str, dict | None]]]:
+    """``{dataset: {family: {mcu name: best fitting row (by validation F1) or None}}}``."""
+    table: dict[str, dict[str, dict[str, dict | None]]] = {}
     for ds in sorted({r["dataset"] for r in rows}):
+        fams = [f for f in FAMILY_COLORS if any(r["dataset"] == ds and r["family"] == f for r in rows)]
+        fams += sorted({r["family"] for r in rows if r["dataset"] == ds} - set(fams))
         table[ds] = {}
-        for m in mcu.MCUS:
-            fits = [r for r in rows if r["dataset"] == ds and r.get("status", "ok") == "ok"
-                    and r.get("val_f1") is not None and r.get("arena_bytes") is not None
-                    and r.get("flatbuffer_bytes") is not None
-                    and mcu.fit(int(r["arena_bytes"]), int(r["flatbuffer_bytes"]))[m.name]["fits"]]
-            table[ds][m.name] = max(fits, key=lambda r: (r["val_f1"], -(r.get("params") or 0))) if fits else None
+        for fam in fams:
+            table[ds][fam] = {}
+            for m in mcu.MCUS:
+                fits = [r for r in rows if r["dataset"] == ds and r["family"] == fam
+                        and r.get("status", "ok") == "ok" and r.get("val_f1") is not None
+                        and r.get("arena_bytes") is not None and r.get("flatbuffer_bytes") is not None
+                        and mcu.fit(int(r["arena_bytes"]), int(r["flatbuffer_bytes"]))[m.name]["fits"]]
+                table[ds][fam][m.name] = max(fits, key=lambda r: (r["val_f1"], -(r.get("params") or 0))) \
+                    if fits else None
     return table
 
 
@@ -108,28 +113,31 @@ def plot_f1_vs_size(rows: list[dict], paper: list[dict], dataset: str, x_field: 
 
 
 def plot_mcu_fit(rows: list[dict], path: str | os.PathLike) -> Path:
-    """Grouped bars: per MCU, per dataset, test F1 of the best fitting model (0 bar + 'none' when nothing fits)."""
+    """One panel per dataset; per MCU, one bar per family: test F1 of its best fitting model ('none' if none fits)."""
     import numpy as np
 
     plt = _figure()
     table = mcu_fit_table(rows)
     datasets = list(table)
     names = [m.name for m in mcu.MCUS]
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(names)), 4.5))
-    width = 0.8 / max(len(datasets), 1)
-    for i, ds in enumerate(datasets):
-        vals = [100 * table[ds][n]["test_f1"] if table[ds][n] else 0.0 for n in names]
-        xs = np.arange(len(names)) + i * width
-        ax.bar(xs, vals, width=width, label=ds)
-        for x, n in zip(xs, names):
-            if table[ds][n] is None:
-                ax.text(x, 1, "none", rotation=90, ha="center", va="bottom", fontsize=6)
-    labels = [f"{m.name}\n{m.ram_kb} KB / {m.flash_kb} KB" for m in mcu.MCUS]
-    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, labels, fontsize=7)
-    ax.set_ylabel("test macro-F1 (%) of the best fitting model")
-    ax.set_title("Which MCU fits: best model (by validation F1) within RAM and flash")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(10, 2.8 * len(datasets) + 0.8), squeeze=False)
+    for ax, ds in zip(axes[:, 0], datasets):
+        fams = list(table[ds])
+        width = 0.8 / max(len(fams), 1)
+        for i, fam in enumerate(fams):
+            vals = [100 * table[ds][fam][n]["test_f1"] if table[ds][fam][n] else 0.0 for n in names]
+            xs = np.arange(len(names)) + i * width
+            ax.bar(xs, vals, width=width, label=fam, color=FAMILY_COLORS.get(fam))
+            for x, n in zip(xs, names):
+                if table[ds][fam][n] is None:
+                    ax.text(x, 1, "none", rotation=90, ha="center", va="bottom", fontsize=5)
+        ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2,
+                      [f"{m.name}\n{m.ram_kb}/{m.flash_kb} KB" for m in mcu.MCUS], fontsize=7)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("test macro-F1 (%)", fontsize=8)
+        ax.set_title(f"{ds}: best model per family (by validation F1) within each MCU's RAM and flash", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
     try:
         return _save(fig, Path(path))
     finally:

@@ -35,13 +35,14 @@ def test_f1_size_points_only_finished_rows_with_the_axis():
 
 def test_mcu_fit_table_best_by_validation():
     t = plots.mcu_fit_table(rows())
-    # 2 KB RAM MCUs: only the kNN's 100-byte arena fits RAM, but its 300 KiB training set needs >= 512 KiB flash
-    assert t["house-a"]["ATmega328P"] is None and t["house-a"]["MSP430FR5969"] is None
-    assert t["house-a"]["CC2650"]["config"] == "H8L1"          # 20 KB / 128 KB
-    assert t["house-a"]["RL78/G13"]["config"] == "k=3"         # 32 KB / 512 KB: kNN has the best val F1
-    assert t["house-a"]["ADuCM3029"]["config"] == "H16L1"      # 64 KB / 128 KB: kNN too big for flash
-    assert t["uji"]["ADuCM3029"]["config"] == "H16L1"
-    assert t["uji"]["MSP430FR5969"] is None
+    assert list(t["house-a"]) == ["mdcsa", "mamba", "knn"] and list(t["uji"]) == ["mlp"]
+    # the kNN's 100-byte arena fits 2 KB of RAM, but its 300 KiB training set needs >= 512 KiB of flash
+    assert t["house-a"]["knn"]["ATmega328P"] is None and t["house-a"]["knn"]["ADuCM3029"] is None
+    assert t["house-a"]["knn"]["RL78/G13"]["config"] == "k=3"
+    # Mamba: H4L1 (best val F1) has no TFLM arena, so H8L1 (10 KiB / 12 KiB) is the best that fits from CC2650 up
+    assert t["house-a"]["mamba"]["CC2650"]["config"] == "H8L1" and t["house-a"]["mamba"]["MSP430FR5969"] is None
+    assert t["house-a"]["mdcsa"]["RL78/G13"] is None and t["house-a"]["mdcsa"]["ADuCM3029"]["config"] == "H16L1"
+    assert t["uji"]["mlp"]["CC2650"]["config"] == "H16L1" and t["uji"]["mlp"]["MSP430FR5969"] is None
 
 
 def test_write_plots_png_files(tmp_path):
