@@ -12,6 +12,7 @@ from keras_tinyloc.models.mamba import (
     SelectiveScan,
     build_mamba_emitter,
     calibrate_state_scales,
+    set_scan_chunks,
 )
 
 # QUANTIZE is checked separately: int8 -> int8 requantisation (a same-scale PACK/CONCATENATION input) is allowed.
@@ -36,15 +37,15 @@ def scan_textbook(x, u, bm, cm, a_log, d):
     return np.stack(ys, axis=1)
 
 
-@pytest.mark.parametrize("t_len", [1, 9])
-def test_selective_scan_equals_textbook_zoh(t_len):
+@pytest.mark.parametrize("t_len, chunks", [(1, 1), (9, 1), (1, 3), (9, 4)])
+def test_selective_scan_equals_textbook_zoh(t_len, chunks):
     rng = np.random.default_rng(t_len)
     b, e, n = 3, 5, 16
     x = rng.normal(size=(b, t_len, e)).astype("float32")
     u = rng.normal(-1.0, 3.0, size=(b, t_len, e)).astype("float32")  # delta from ~0.0003 to ~10
     bm = rng.normal(size=(b, t_len, n)).astype("float32")
     cm = rng.normal(size=(b, t_len, n)).astype("float32")
-    layer = SelectiveScan()
+    layer = SelectiveScan(scan_chunks=chunks)
     layer.build((x.shape, x.shape, bm.shape, cm.shape))
     d = rng.normal(size=e).astype("float32")
     layer.D.assign(d)
@@ -133,6 +134,9 @@ def test_calibrate_state_scales_equalises_channels(tmp_path):
         calibrate_state_scales(model, x[:, :5])
     with pytest.raises(TinyLocError):
         calibrate_state_scales(model, x, strength=2.0)
+    set_scan_chunks(model, 3)  # float-exact too
+    assert model.get_layer("mamba_block_1").get_config()["scan_chunks"] == 3
+    np.testing.assert_allclose(np.asarray(model(x)), y, rtol=1e-4, atol=1e-5)
     full_e = np.array(model.get_layer("mamba_block_1").scan.state_scale_e)
     half = calibrate_state_scales(model, x, strength=0.5)  # square roots of the full equalisation's scales
     np.testing.assert_allclose(model.get_layer("mamba_block_1").scan.state_scale_e, np.sqrt(full_e), rtol=1e-4)
@@ -146,7 +150,8 @@ def test_uji_shape_t1():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"hidden": 0}, {"layers": -1}, {"n_classes": 2.5}, {"d_state": 0}, {"input_shape": (20,)}]
+    "kwargs",
+    [{"hidden": 0}, {"layers": -1}, {"n_classes": 2.5}, {"d_state": 0}, {"input_shape": (20,)}, {"scan_chunks": 0}],
 )
 def test_bad_sizes_raise(kwargs):
     args = {"input_shape": (20, 8), "n_classes": 4, "hidden": 8, "layers": 1} | kwargs

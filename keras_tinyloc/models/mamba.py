@@ -112,10 +112,20 @@ class SelectiveScan(keras.layers.Layer):
     scale for the whole (E,N) state, and trained models have per-channel state ranges 10-16x apart. Setting them
     to a rank-1 fit of each channel's max |g| (:func:`calibrate_state_scales`) equalises the channels before
     full-int8 conversion, at the cost of three MULs on (B,T,E)/(B,T,N) tensors.
+
+    ``scan_chunks`` = k > 1 computes P, U and the y read-out per contiguous chunk of ~T/k steps (SPLIT first,
+    CONCATENATION of the k read-outs last; the state g carries across chunks). Same float result; the largest
+    temporaries shrink from (B,T,E,N) to (B,T/k,E,N), at ~14-24 more graph nodes per extra chunk (each node costs
+    persistent arena too), and the converter is free to schedule chunks' temporaries together. Measured host TFLM
+    arenas, T=20, F=8 (k = 1 / 2 / 4): H8L1 39,216 / 38,128 / 43,648 B; H32L1 105,408 / 88,752 / 91,200 B. It
+    changes no weight: it can be set on a trained model before conversion (:func:`set_scan_chunks`).
     """
 
-    def __init__(self, state_scale_e=None, state_scale_n=None, **kwargs):
+    def __init__(self, state_scale_e=None, state_scale_n=None, scan_chunks: int = 1, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(scan_chunks, bool) or not isinstance(scan_chunks, (int, np.integer)) or scan_chunks < 1:
+            raise TinyLocError(f"scan_chunks={scan_chunks!r}: must be a positive integer")
+        self.scan_chunks = int(scan_chunks)
         self.state_scale_e = None if state_scale_e is None else [float(v) for v in state_scale_e]
         self.state_scale_n = None if state_scale_n is None else [float(v) for v in state_scale_n]
 
@@ -148,41 +158,52 @@ class SelectiveScan(keras.layers.Layer):
         self._check_scales(scale_e, scale_n)
         self.state_scale_e, self.state_scale_n = scale_e, scale_n
 
-    def _states(self, x, v, bm, scaled: bool):
-        """The unrolled recurrence: the T states g_t (B,E,N); scaled by 1/(s_e s_n) when ``scaled``."""
-        p = _powers(ops.sigmoid(v), self.d_state)  # P = a^n, (B,T,E,N)
-        one_minus_p = ops.subtract(1.0, p)  # (B,T,E,N)
-        p_t = ops.unstack(p, axis=1)  # T x (B,E,N); unpacked early so P's buffer is freed
+    def _scan(self, x, v, bm, cm, scaled: bool, want_states: bool = False):
+        """The unrolled recurrence, in ``scan_chunks`` time chunks; returns y (B,T,E) or the T states g_t (B,E,N)."""
+        n = self.d_state
+        a = ops.sigmoid(v)  # a = exp(-delta), (B,T,E)
+        c_gain = 1.0 / np.arange(1, n + 1, dtype="float32")
         if scaled and self.state_scale_e is not None:
             x = ops.multiply(x, ops.convert_to_tensor(1.0 / np.array(self.state_scale_e, "float32")))
             bm = ops.multiply(bm, ops.convert_to_tensor(1.0 / np.array(self.state_scale_n, "float32")))
-        # (1 - P) x B, multiplied as ((1 - P) x) B so that no separate B x tensor (B,T,E,N) is live at the same time
-        u = ops.multiply(ops.multiply(one_minus_p, ops.expand_dims(x, -1)), ops.expand_dims(bm, -2))
-        u_t = ops.unstack(u, axis=1)  # T x (B,E,N)
-        g = u_t[0]  # g_0 = U_0 since g_{-1} = 0
-        states = [g]
-        for t in range(1, len(u_t)):  # unrolled at trace time: T is fixed
-            g = ops.add(ops.multiply(p_t[t], g), u_t[t])
-            states.append(g)
-        return states
+            c_gain = c_gain * np.array(self.state_scale_n, "float32")
+        c = ops.multiply(cm, ops.convert_to_tensor(c_gain))  # C_t s_n / n, (B,T,N)
+        t_len = int(x.shape[1])
+        k = min(self.scan_chunks, t_len)
+        if k > 1:  # contiguous chunks of near-equal length: every (B,T,E,N) temporary shrinks k-fold
+            cuts = [round(i * t_len / k) for i in range(1, k)]
+            a, x, bm, c = (ops.split(z, cuts, axis=1) for z in (a, x, bm, c))
+        else:
+            a, x, bm, c = [a], [x], [bm], [c]
+        g, states, ys = None, [], []
+        for a_c, x_c, b_c, c_c in zip(a, x, bm, c):
+            p = _powers(a_c, n)  # P = a^n, (B,t,E,N)
+            one_minus_p = ops.subtract(1.0, p)
+            p_t = ops.unstack(p, axis=1)  # t x (B,E,N)
+            # ((1 - P) x) B: no separate B x tensor (B,t,E,N) is live at the same time
+            u = ops.multiply(ops.multiply(one_minus_p, ops.expand_dims(x_c, -1)), ops.expand_dims(b_c, -2))
+            chunk = []
+            for p_s, u_s in zip(p_t, ops.unstack(u, axis=1)):  # unrolled at trace time: T is fixed
+                g = u_s if g is None else ops.add(ops.multiply(p_s, g), u_s)  # g_0 = U_0 since g_{-1} = 0
+                chunk.append(g)
+            states += chunk
+            if not want_states:  # sum_n g_n C_n s_n / n for the chunk's steps, (B,t,E)
+                ys.append(ops.squeeze(ops.matmul(ops.stack(chunk, axis=1), ops.expand_dims(c_c, -1)), -1))
+        if want_states:
+            return states
+        y = ys[0] if len(ys) == 1 else ops.concatenate(ys, axis=1)  # (B,T,E)
+        if scaled and self.state_scale_e is not None:
+            y = ops.multiply(y, ops.convert_to_tensor(np.array(self.state_scale_e, "float32")))
+        return y
 
     def states(self, inputs):
         """Unscaled states ``g = n h`` of the textbook recurrence, (B,T,E,N), for calibration and tests."""
-        x, v, bm, _ = inputs
-        return ops.stack(self._states(x, v, bm, scaled=False), axis=1)
+        x, v, bm, cm = inputs
+        return ops.stack(self._scan(x, v, bm, cm, scaled=False, want_states=True), axis=1)
 
     def call(self, inputs):
         x, v, bm, cm = inputs
-        n = self.d_state
-        scaled = self.state_scale_e is not None
-        g_all = ops.stack(self._states(x, v, bm, scaled), axis=1)  # (B,T,E,N)
-        c_gain = 1.0 / np.arange(1, n + 1, dtype="float32")
-        if scaled:
-            c_gain = c_gain * np.array(self.state_scale_n, "float32")
-        c = ops.expand_dims(ops.multiply(cm, ops.convert_to_tensor(c_gain)), -1)  # C_t s_n / n, (B,T,N,1)
-        y = ops.squeeze(ops.matmul(g_all, c), -1)  # (B,T,E)
-        if scaled:
-            y = ops.multiply(y, ops.convert_to_tensor(np.array(self.state_scale_e, "float32")))
+        y = self._scan(x, v, bm, cm, scaled=True)  # (B,T,E)
         return ops.add(y, ops.multiply(x, self.D))
 
     def compute_output_shape(self, input_shape):
@@ -190,7 +211,8 @@ class SelectiveScan(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({"state_scale_e": self.state_scale_e, "state_scale_n": self.state_scale_n})
+        config.update({"state_scale_e": self.state_scale_e, "state_scale_n": self.state_scale_n,
+                       "scan_chunks": self.scan_chunks})
         return config
 
 
@@ -205,7 +227,7 @@ class MambaBlock(keras.layers.Layer):
     """
 
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank=None,
-                 state_scale_e=None, state_scale_n=None, **kwargs):
+                 state_scale_e=None, state_scale_n=None, scan_chunks: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.d_model, self.d_state, self.d_conv, self.expand = int(d_model), int(d_state), int(d_conv), int(expand)
         self.dt_rank = int(dt_rank) if dt_rank is not None else math.ceil(self.d_model / 16)
@@ -222,7 +244,7 @@ class MambaBlock(keras.layers.Layer):
             bias_initializer=NegInvSoftplusDt(),
             name="dt_proj",
         )
-        self.scan = SelectiveScan(state_scale_e, state_scale_n, name="selective_scan")
+        self.scan = SelectiveScan(state_scale_e, state_scale_n, scan_chunks, name="selective_scan")
         self.out_proj = keras.layers.Dense(self.d_model, use_bias=False, name="out_proj")
 
     def build(self, input_shape):
@@ -267,6 +289,7 @@ class MambaBlock(keras.layers.Layer):
                 "dt_rank": self.dt_rank,
                 "state_scale_e": self.scan.state_scale_e,  # int8 calibration constants (SelectiveScan)
                 "state_scale_n": self.scan.state_scale_n,
+                "scan_chunks": self.scan.scan_chunks,
             }
         )
         return config
@@ -281,6 +304,7 @@ def build_mamba_emitter(
     d_conv: int = 4,
     expand: int = 2,
     dt_rank=None,
+    scan_chunks: int = 1,
 ) -> keras.Model:
     """Mamba emitter ``(B,T,F)`` float32 -> ``(B,T,C)`` emissions (module docstring gives the equations).
 
@@ -289,9 +313,10 @@ def build_mamba_emitter(
         n_classes: C.  hidden: H (d_model).  layers: L residual blocks.
         d_state: N (16).  d_conv: causal depthwise conv kernel over time (4).  expand: E / H (2).
         dt_rank: R, default ceil(H / 16).
+        scan_chunks: time chunks of the unrolled scan (1); a TFLM arena/graph-size trade-off, see SelectiveScan.
     """
     sizes = {"n_classes": n_classes, "hidden": hidden, "layers": layers, "d_state": d_state, "d_conv": d_conv,
-             "expand": expand}
+             "expand": expand, "scan_chunks": scan_chunks}
     if dt_rank is not None:
         sizes["dt_rank"] = dt_rank
     for name, value in sizes.items():
@@ -303,7 +328,7 @@ def build_mamba_emitter(
     inputs = keras.Input(shape=(t, f), name="rssi", dtype="float32")
     h = keras.layers.Dense(hidden, use_bias=False, name="embedding")(inputs)  # (B,T,H)
     for i in range(layers):
-        h = MambaBlock(hidden, d_state, d_conv, expand, dt_rank, name=f"mamba_block_{i}")(h)
+        h = MambaBlock(hidden, d_state, d_conv, expand, dt_rank, scan_chunks=scan_chunks, name=f"mamba_block_{i}")(h)
     h = RMSNorm(name="norm_f")(h)
     emissions = keras.layers.Dense(n_classes, use_bias=False, name="emissions")(h)  # (B,T,C)
     return keras.Model(inputs, emissions, name=f"mamba_h{hidden}l{layers}")
@@ -353,3 +378,13 @@ def calibrate_state_scales(emitter: keras.Model, x, strength: float = 0.5, max_w
         h = layer(h)
     emitter.predict_function = None  # a traced predict() would keep the old constants
     return report
+
+
+def set_scan_chunks(emitter: keras.Model, scan_chunks: int) -> None:
+    """Set ``scan_chunks`` of every Mamba block of ``emitter`` (weights and float outputs unchanged)."""
+    if isinstance(scan_chunks, bool) or not isinstance(scan_chunks, (int, np.integer)) or scan_chunks < 1:
+        raise TinyLocError(f"scan_chunks={scan_chunks!r}: must be a positive integer")
+    for layer in emitter.layers:
+        if isinstance(layer, MambaBlock):
+            layer.scan.scan_chunks = int(scan_chunks)
+    emitter.predict_function = None
