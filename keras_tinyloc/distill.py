@@ -41,6 +41,7 @@ from keras_tinyloc.train import (
     fit_tagger,
     load_run,
     load_training_data,
+    make_optimizer,
     run_config,
     write_run,
 )
@@ -169,7 +170,7 @@ def distill(cfg: DistillConfig, dataset=None, log: Callable[[str], None] = print
         cfg.model, dataset.input_shape, dataset.n_classes, cfg.hidden, cfg.layers, seed=cfg.seed, **cfg.model_options
     )
     distiller = Distiller(student, teacher, alpha=cfg.alpha, temperature=cfg.temperature)
-    distiller.compile(optimizer=keras.optimizers.Adam(cfg.lr), jit_compile=cfg.jit_compile)
+    distiller.compile(optimizer=make_optimizer(cfg), jit_compile=cfg.jit_compile)
     if cfg.verbose:
         mode = "hard labels" if cfg.temperature is None else f"soft targets, temperature {cfg.temperature}"
         log(

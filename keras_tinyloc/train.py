@@ -41,6 +41,7 @@ class TrainConfig:
         out: RUN_DIR to write.
         epochs: maximum number of epochs.  patience: epochs without a better validation F1 before stopping.
         batch_size: training batch size.  lr: Adam learning rate.  seed: seeds init, shuffling and dropout.
+        weight_decay: decoupled weight decay of Adam (0 = none).
         data_dir: ``--data-dir`` for the loader (None = default search).
         overwrite: replace an existing non-empty RUN_DIR.
         jit_compile: compile the train step with XLA.
@@ -58,6 +59,7 @@ class TrainConfig:
     patience: int = 20
     batch_size: int = 128
     lr: float = 3e-3
+    weight_decay: float = 0.0
     seed: int = 0
     data_dir: str | None = None
     overwrite: bool = False
@@ -78,6 +80,8 @@ class TrainConfig:
                 raise TinyLocError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise TinyLocError(f"--lr {self.lr!r}: must be a positive number")
+        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < math.inf):
+            raise TinyLocError(f"--weight-decay {self.weight_decay!r}: must be a non-negative number")
         check_out_dir(self.out, self.overwrite)
 
 
@@ -181,6 +185,13 @@ def fit_tagger(trainer, tagger, dataset, cfg, log: Callable[[str], None] = print
     }
 
 
+def make_optimizer(cfg):
+    """Adam with ``cfg.lr`` and, if ``cfg.weight_decay`` > 0, decoupled weight decay."""
+    import keras
+
+    return keras.optimizers.Adam(cfg.lr, weight_decay=cfg.weight_decay or None)
+
+
 def evaluate(tagger, dataset, batch_size: int = 1024) -> dict[str, float]:
     """``{"val_f1", "val_acc", "test_f1", "test_acc"}`` of the decoded last step."""
     from keras_tinyloc.metrics import window_metrics
@@ -255,7 +266,7 @@ def train(cfg: TrainConfig, dataset=None, log: Callable[[str], None] = print) ->
     tagger = build_tagger(
         cfg.model, dataset.input_shape, dataset.n_classes, cfg.hidden, cfg.layers, seed=cfg.seed, **cfg.model_options
     )
-    tagger.compile(optimizer=keras.optimizers.Adam(cfg.lr), jit_compile=cfg.jit_compile)
+    tagger.compile(optimizer=make_optimizer(cfg), jit_compile=cfg.jit_compile)
     if cfg.verbose:
         log(
             f"train {cfg.model} H{cfg.hidden}L{cfg.layers} on {dataset.name}: {len(dataset.x_train)} train / "
@@ -340,6 +351,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs (default 20)")
     parser.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--data-dir", default=None, help="raw data directory (default: $KERAS_TINYLOC_DATA, data/raw)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty RUN_DIR")
@@ -362,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
     return {
         "dataset": ns.dataset, "model": ns.model, "hidden": ns.hidden, "layers": ns.layers, "out": ns.out,
-        "epochs": ns.epochs, "patience": ns.patience, "batch_size": ns.batch_size, "lr": ns.lr, "seed": ns.seed,
+        "epochs": ns.epochs, "patience": ns.patience, "batch_size": ns.batch_size, "lr": ns.lr,
+        "weight_decay": ns.weight_decay, "seed": ns.seed,
         "data_dir": ns.data_dir, "overwrite": ns.overwrite, "jit_compile": ns.jit_compile, "verbose": not ns.quiet,
     }
 

@@ -69,7 +69,7 @@ def test_refuses_occupied_run_dir_unless_overwrite(tmp_path):
 @pytest.mark.parametrize(
     "kw,match",
     [({"model": "lstm"}, "unknown model"), ({"hidden": 0}, "hidden"), ({"layers": -1}, "layers"),
-     ({"epochs": 0}, "epochs"), ({"lr": float("nan")}, "lr")],
+     ({"epochs": 0}, "epochs"), ({"lr": float("nan")}, "lr"), ({"weight_decay": -1.0}, "weight-decay")],
 )
 def test_bad_config(tmp_path, kw, match):
     with pytest.raises(TinyLocError, match=match):
