@@ -361,8 +361,8 @@ def _run_baseline(task: Task, tmp: Path, ds, options: dict) -> list[dict]:
 
     t0 = time.perf_counter()
     train(_train_cfg(task, tmp / "run", options), dataset=ds, log=lambda line: None)
-    val, test, rep, params = convert_and_evaluate(tmp / "run", "float", ds, tmp / "tflite-float")
-    # the float model's figures are the Keras run's (TFLM float agrees; both are in the files)
+    # sizes from the float TFLite model in TFLM; F1 of the Keras run (the float flatbuffer's are in its report)
+    _, _, rep, params = convert_and_evaluate(tmp / "run", "float", ds, tmp / "tflite-float")
     m = json.loads((tmp / "run" / "metrics.json").read_text())
     val, test = {"f1": m["val_f1"], "acc": m["val_acc"]}, {"f1": m["test_f1"], "acc": m["test_acc"]}
     return [nn_row(task, val, test, m.get("params", params), rep, time.perf_counter() - t0)]
@@ -383,28 +383,15 @@ def _run_convert(task: Task, tmp: Path, ds, options: dict) -> list[dict]:
 
 
 def _run_kd(task: Task, tmp: Path, ds, options: dict) -> list[dict]:
-    try:
-        from keras_tinyloc import distill as distill_mod
-    except ImportError:
-        raise TinyLocError("kd: keras_tinyloc.distill is not available in this version") from None
+    from keras_tinyloc.distill import DistillConfig, distill
+
     teacher = options.get("teacher")
     if not teacher or not (Path(teacher) / "model.keras").is_file():
         raise TinyLocError(f"{task.dataset} {task.family}: no finished baseline run to distil from")
     t0 = time.perf_counter()
     base = dataclasses.asdict(_train_cfg(task, tmp / "run", options))
-    fields = {f.name for f in dataclasses.fields(distill_mod.DistillConfig)}
-    kw = {k: v for k, v in base.items() if k in fields}
-    for name in ("teacher", "teacher_dir", "teacher_run"):
-        if name in fields:
-            kw[name] = str(teacher)
-            break
-    else:
-        raise TinyLocError("kd: DistillConfig has no teacher field this sweep knows (teacher, teacher_dir)")
-    try:
-        distill_mod.distill(distill_mod.DistillConfig(**kw), dataset=ds, log=lambda line: None)
-    except TypeError:
-        distill_mod.distill(distill_mod.DistillConfig(**kw), dataset=ds)
-    val, test, rep, params = convert_and_evaluate(tmp / "run", "float", ds, tmp / "tflite-float")
+    distill(DistillConfig(**base, teacher=str(teacher)), dataset=ds, log=lambda line: None)
+    _, _, rep, params = convert_and_evaluate(tmp / "run", "float", ds, tmp / "tflite-float")
     m = json.loads((tmp / "run" / "metrics.json").read_text())
     val, test = {"f1": m["val_f1"], "acc": m["val_acc"]}, {"f1": m["test_f1"], "acc": m["test_acc"]}
     label = options.get("teacher_label") or str(teacher)
