@@ -36,6 +36,7 @@ def _np_ln(x, gamma, beta, eps=1e-5):
 
 def _np_conv(x, kernel, bias, stride=1, left_pad=0):
     """Conv1D over time: x (B,T,Hin), kernel (k,Hin,Hout) -> (B,T',Hout); zero left padding."""
+    kernel = kernel[None] if kernel.ndim == 2 else kernel  # a kernel-1 conv is held as a Dense (H,H)
     k = kernel.shape[0]
     x = np.pad(x, ((0, 0), (left_pad, 0), (0, 0)))
     steps = (x.shape[1] - k) // stride + 1
@@ -253,7 +254,7 @@ def test_full_int8_conversion_runs_in_tflm(hidden, layers, range_safe):
                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     op_names = {op["op_name"] for op in lite._get_ops_details()}
     assert op_names <= TFLM_INT8_OPS, op_names - TFLM_INT8_OPS  # no QUANTIZE/DEQUANTIZE/ELU/NEG/EXP/... islands
-    assert ("CONCATENATION" in op_names) == (layers > 1)
+    assert ("CONCATENATION" in op_names) == (layers > 1) == ("CONV_2D" in op_names)  # kernel-1 convs are FCs
     assert ({"ABS", "REDUCE_MAX"} <= op_names) == range_safe
     dtypes = {np.dtype(t["dtype"]).name for t in lite.get_tensor_details()}
     assert dtypes <= {"int8", "int32"}, dtypes  # int32 = biases and shape constants; no float tensor anywhere

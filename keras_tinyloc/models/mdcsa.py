@@ -155,9 +155,14 @@ class DotProductAttention(keras.layers.Layer):
 
 
 def _causal_conv_tanh(x, hidden: int, kernel: int, name: str):
-    """``tanh(CausalConv1D_k(H->H)(x))`` ``(B,T,H)``: explicit left zero-padding of k-1 steps, then a valid conv."""
-    if kernel > 1:
-        x = keras.layers.ZeroPadding1D((kernel - 1, 0), name=f"{name}_pad")(x)
+    """``tanh(CausalConv1D_k(H->H)(x))`` ``(B,T,H)``: explicit left zero-padding of k-1 steps, then a valid conv.
+
+    A kernel-1 conv is the per-step ``Dense(H->H)`` (same function and parameter count, kernel ``(H,H)`` instead of
+    ``(1,H,H)``): it converts to one FULLY_CONNECTED instead of RESHAPE + CONV_2D + RESHAPE.
+    """
+    if kernel == 1:
+        return keras.layers.Dense(hidden, activation="tanh", name=name)(x)
+    x = keras.layers.ZeroPadding1D((kernel - 1, 0), name=f"{name}_pad")(x)
     return keras.layers.Conv1D(hidden, kernel, activation="tanh", name=name)(x)
 
 
