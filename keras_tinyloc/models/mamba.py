@@ -263,11 +263,11 @@ class MambaBlock(keras.layers.Layer):
         """The selective scan's inputs for block input ``x`` (B,T,H): ``(xs, v, Bm, Cm)`` and the gate ``res``."""
         e, r, n = self.d_inner, self.dt_rank, self.d_state
         xz = self.in_proj(self.norm(x))  # (B,T,2E)
-        xs, res = xz[..., :e], xz[..., e:]  # (B,T,E) each
+        xs, res = ops.split(xz, 2, axis=-1)  # (B,T,E) each; one SPLIT op
         xs = ops.pad(xs, ((0, 0), (self.d_conv - 1, 0), (0, 0)))  # causal: left-pad k-1 steps, (B,T+k-1,E)
         xs = silu(self.conv(xs))  # (B,T,E)
         dbc = self.x_proj(xs)  # (B,T,R+2N)
-        dlt, bm, cm = dbc[..., :r], dbc[..., r : r + n], dbc[..., r + n :]
+        dlt, bm, cm = ops.split(dbc, [r, r + n], axis=-1)  # (B,T,R), (B,T,N), (B,T,N); one SPLIT_V op
         return (xs, self.dt_proj(dlt), bm, cm), res
 
     def call(self, x):
