@@ -56,12 +56,18 @@ float after int8 quantization). No masks (-1e4 masks ruin int8 attention), no EX
 Dropout is the identity at inference and leaves no op. Convert a fixed-batch clone (``convert.fixed_batch``):
 a ``None`` batch leaves SHAPE/GATHER/REDUCE_PROD ops that TFLM cannot run.
 
-Measured (House A shapes T=20, F=8, C=4; trained 30 epochs on the simulated house; 200 training windows for
-calibration; host TFLM wheel, minimal arena by bisection, an upper bound for a Cortex-M build):
-H16L1 71 ops, 33.6 KB flatbuffer, arena 23,312 B; H8L1 71 ops, 24.8 KB, arena 21,904 B; H16L3 187 ops, 59,728 B
-(``range_safe_norm=False``: 59 / 59 / 159 ops, 20,176 / 18,768 / 52,496 B). Test macro-F1 float -> int8 in TFLM:
-H16L1 76.20 -> 76.20, H8L1 72.41 -> 72.41, H16L3 76.82 -> 77.08 (1,483 windows); UJIIndoorLoc 59 zones H16L1
-(T=1, 20 epochs) 76.14 -> 75.70.
+Measured (trained with ``python -m keras_tinyloc train`` for 20-30 epochs on the simulated House A, T=20, F=8, C=4,
+and on UJIIndoorLoc 59 zones, T=1; 200 training windows for calibration; host TFLM wheel; minimal arena by
+bisection, an upper bound for a Cortex-M build; macro-F1 on the test windows, float -> int8 in TFLM):
+
+==========  =====  ==========  ============  ===========================  ===================================
+model       ops    flatbuffer  arena         F1 float -> int8 (TFLM)      ``range_safe_norm=False``
+==========  =====  ==========  ============  ===========================  ===================================
+H16L1       68     32,088 B    22,624 B      71.35 -> 71.30               56 ops, 19,744 B, 71.35 -> 71.35
+H8L1        68     23,256 B    21,216 B      70.62 -> 70.57               56 ops, 18,096 B, 70.62 -> 70.57
+H16L3       184    94,800 B    59,104 B      72.80 -> 72.93               156 ops, 51,872 B, 72.80 -> 72.93
+UJI H16L1   70     42,024 B    22,768 B      76.14 -> 75.70               58 ops, 19,648 B, 76.14 -> 75.70
+==========  =====  ==========  ============  ===========================  ===================================
 """
 from __future__ import annotations
 
