@@ -42,6 +42,7 @@ class TrainConfig:
         epochs: maximum number of epochs.  patience: epochs without a better validation F1 before stopping.
         batch_size: training batch size.  lr: Adam learning rate.  seed: seeds init, shuffling and dropout.
         weight_decay: decoupled weight decay of Adam (0 = none).
+        ap_dropout: training augmentation, probability of turning a heard reading into "not heard" (0 = none).
         data_dir: ``--data-dir`` for the loader (None = default search).
         overwrite: replace an existing non-empty RUN_DIR.
         jit_compile: compile the train step with XLA.
@@ -60,6 +61,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.0
+    ap_dropout: float = 0.0
     seed: int = 0
     data_dir: str | None = None
     overwrite: bool = False
@@ -82,6 +84,8 @@ class TrainConfig:
             raise TinyLocError(f"--lr {self.lr!r}: must be a positive number")
         if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < math.inf):
             raise TinyLocError(f"--weight-decay {self.weight_decay!r}: must be a non-negative number")
+        if not (isinstance(self.ap_dropout, (int, float)) and 0 <= self.ap_dropout < 1):
+            raise TinyLocError(f"--ap-dropout {self.ap_dropout!r}: must be in [0, 1)")
         check_out_dir(self.out, self.overwrite)
 
 
@@ -110,14 +114,36 @@ def check_labels(dataset) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- training loop
-def make_dataset(x, y, batch_size: int, shuffle: bool, seed: int):
-    """``tf.data`` pipeline of ``(x (B,T,F), y (B,T))`` batches, reshuffled each epoch with a fixed seed."""
+def make_dataset(x, y, batch_size: int, shuffle: bool, seed: int, ap_dropout: float = 0.0, floor=None):
+    """``tf.data`` pipeline of ``(x (B,T,F), y (B,T))`` batches, reshuffled each epoch with a fixed seed.
+
+    With ``ap_dropout`` p > 0 (training augmentation) every heard reading (``x > floor``) is independently replaced
+    by ``floor`` ``(F,)`` — the scaled "not heard" value — with probability p, freshly drawn each epoch: it simulates
+    access points missing from a scan, the main difference between UJIIndoorLoc's training and test phones.
+    """
+    import numpy as np
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if ap_dropout > 0:
+        floor_t = tf.constant(np.asarray(floor, np.float32))
+
+        def drop(xb, yb):
+            hit = tf.random.uniform(tf.shape(xb), seed=seed) < ap_dropout
+            return tf.where(tf.logical_and(hit, xb > floor_t), floor_t, xb), yb
+
+        ds = ds.map(drop, num_parallel_calls=1, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def scaled_floor(dataset):
+    """``(F,)`` the scaled value of ``dataset.fill_value`` ("not heard") per feature."""
+    import numpy as np
+
+    return dataset.scaling.transform(np.full((1, dataset.n_features), dataset.fill_value, np.float32))[0]
 
 
 def fit_tagger(trainer, tagger, dataset, cfg, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -165,7 +191,10 @@ def fit_tagger(trainer, tagger, dataset, cfg, log: Callable[[str], None] = print
                 self.model.stop_training = True
 
     x_train, y_train = dataset.split("train")
-    train_ds = make_dataset(x_train, y_train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    train_ds = make_dataset(
+        x_train, y_train, cfg.batch_size, shuffle=True, seed=cfg.seed, ap_dropout=cfg.ap_dropout,
+        floor=scaled_floor(dataset),
+    )
     start = time.perf_counter()
     trainer.fit(train_ds, epochs=cfg.epochs, verbose=0, shuffle=False, callbacks=[_EarlyStopF1()])
     train_seconds = time.perf_counter() - start
@@ -352,6 +381,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (default 0)")
+    parser.add_argument(
+        "--ap-dropout", type=float, default=0.0,
+        help="augmentation: probability of dropping each heard AP reading to 'not heard' (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--data-dir", default=None, help="raw data directory (default: $KERAS_TINYLOC_DATA, data/raw)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty RUN_DIR")
@@ -375,7 +408,7 @@ def config_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
     return {
         "dataset": ns.dataset, "model": ns.model, "hidden": ns.hidden, "layers": ns.layers, "out": ns.out,
         "epochs": ns.epochs, "patience": ns.patience, "batch_size": ns.batch_size, "lr": ns.lr,
-        "weight_decay": ns.weight_decay, "seed": ns.seed,
+        "weight_decay": ns.weight_decay, "ap_dropout": ns.ap_dropout, "seed": ns.seed,
         "data_dir": ns.data_dir, "overwrite": ns.overwrite, "jit_compile": ns.jit_compile, "verbose": not ns.quiet,
     }
 

@@ -69,7 +69,8 @@ def test_refuses_occupied_run_dir_unless_overwrite(tmp_path):
 @pytest.mark.parametrize(
     "kw,match",
     [({"model": "lstm"}, "unknown model"), ({"hidden": 0}, "hidden"), ({"layers": -1}, "layers"),
-     ({"epochs": 0}, "epochs"), ({"lr": float("nan")}, "lr"), ({"weight_decay": -1.0}, "weight-decay")],
+     ({"epochs": 0}, "epochs"), ({"lr": float("nan")}, "lr"), ({"weight_decay": -1.0}, "weight-decay"),
+     ({"ap_dropout": 1.0}, "ap-dropout")],
 )
 def test_bad_config(tmp_path, kw, match):
     with pytest.raises(TinyLocError, match=match):
@@ -120,3 +121,25 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --hidden -3") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_ap_dropout_augmentation():
+    from keras_tinyloc.train import make_dataset, scaled_floor
+
+    ds = _dataset()
+    floor = scaled_floor(ds)
+    np.testing.assert_allclose(floor, 0.0)  # fill -120 dBm is below the scaling's low (-110): clipped to 0
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.1, 1.0, size=(400, 4, 3)).astype("float32")
+    x[:, 0, :] = 0.0  # steps at the floor stay there
+    y = rng.integers(0, 3, size=(400, 4)).astype("int32")
+    batches = list(make_dataset(x, y, 100, shuffle=False, seed=3, ap_dropout=0.3, floor=floor))
+    xa = np.concatenate([b[0].numpy() for b in batches])
+    np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), y)
+    dropped = xa != x
+    assert np.all(xa[dropped] == 0.0) and not dropped[:, 0, :].any()
+    assert abs(dropped[:, 1:, :].mean() - 0.3) < 0.03
+    again = np.concatenate([b[0].numpy() for b in make_dataset(x, y, 100, False, 3, 0.3, floor)])
+    np.testing.assert_array_equal(again, xa)
+    plain = np.concatenate([b[0].numpy() for b in make_dataset(x, y, 100, shuffle=False, seed=3)])
+    np.testing.assert_array_equal(plain, x)
