@@ -117,7 +117,8 @@ class SelectiveScan(keras.layers.Layer):
     CONCATENATION of the k read-outs last; the state g carries across chunks). Same float result; the largest
     temporaries shrink from (B,T,E,N) to (B,T/k,E,N), at ~14-24 more graph nodes per extra chunk (each node costs
     persistent arena too), and the converter is free to schedule chunks' temporaries together. Measured host TFLM
-    arenas, T=20, F=8 (k = 1 / 2 / 4): H8L1 39,216 / 38,128 / 43,648 B; H32L1 105,408 / 88,752 / 91,200 B. It
+    minimal arenas, T=20, F=8, calibrated (k = 1 / 2 / 4): H8L1 38,016 / 36,768 / 42,656 B (87 / 115 / 161 nodes);
+    H32L1 103,232 / 86,416 / 88,704 B. It
     changes no weight: it can be set on a trained model before conversion (:func:`set_scan_chunks`).
     """
 
