@@ -207,3 +207,19 @@ def test_quick_sweep_end_to_end_through_train_distill_convert(tmp_path):
     assert "### 32 KB class" in (out / "tables.md").read_text()
     again = S.run_sweep(cfg)
     assert (again["ran"], again["skipped"]) == (0, 5)
+
+
+def test_remote_body_ships_runs_as_bytes(tmp_path):
+    """What a Ray task does, without Ray: the parent run travels in, the finished run travels back as bytes."""
+    ds = make_ds("synth-a")
+    options = {"baselines": {"knn_k": (1,), "rf": (), "lr_c": ()}, "seed": 0}
+    rows, data = S._remote_run(S.Task("synth-a", S.CLASSIC, technique="classic"), options, ds, None, 1)
+    S.unpack_dir(data, tmp_path / "back")
+    doc = json.loads((tmp_path / "back" / "result.json").read_text())
+    assert doc["status"] == "ok" and doc["rows"] == rows and {r["family"] for r in rows} == {"knn"}
+    parent = tmp_path / "parent"
+    (parent / "run").mkdir(parents=True)
+    (parent / "result.json").write_text("{}")
+    task = S.Task("synth-a", "mamba", 2, 1, "static_int8")
+    rows, data = S._remote_run(task, {}, ds, S.pack_dir(parent), 1)
+    assert rows[0]["status"] == "failed" and "parent/run: the baseline run" in rows[0]["error"]
