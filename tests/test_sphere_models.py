@@ -121,3 +121,26 @@ def test_load_json_missing_or_bad(tmp_path):
     assert sm.load_json(tmp_path / "bad.json") is None
     (tmp_path / "ok.json").write_text('{"a": 1}')
     assert sm.load_json(tmp_path / "ok.json") == {"a": 1}
+
+
+def test_evaluate_int8_runs_val_and_test_through_tflm(tmp_path):
+    """A tiny MLP run: evaluate_int8's test figures equal convert's TFLM ones, validation is measured too."""
+    from keras_tinyloc.train import TrainConfig, train
+
+    ds = make_ds(n=80)
+    run = tmp_path / "run"
+    train(TrainConfig(dataset="toy", model="mlp", hidden=8, layers=1, out=str(run), epochs=1, patience=1,
+                      verbose=False), dataset=ds, log=lambda s: None)
+    row = sm.evaluate_int8(run, ds, out=tmp_path / "int8")
+    assert 0 < row["arena_bytes"] < 32 * 1024 and row["flatbuffer_bytes"] == (tmp_path / "int8" / "model.tflite").stat().st_size
+    assert set(row["ops"]) <= {"FULLY_CONNECTED", "RESHAPE"}
+    for split in ("val", "test"):
+        rep = row[f"per_class_{split}"]
+        assert row[f"{split}_f1"] == pytest.approx(rep["macro_f1"]) and row[f"{split}_acc"] == pytest.approx(rep["acc"])
+        assert rep["n"] == int(np.sum(getattr(ds, f"y_{split}")[:, -1] >= 0))
+    pred = np.asarray(row["test_pred_last"])
+    assert pred.shape == (20,) and pred[-1] == -1 and np.all(pred[:-1] >= 0)
+    import json
+
+    saved = json.loads((tmp_path / "int8" / "report.json").read_text())
+    assert saved["test_f1_int8"] == pytest.approx(row["test_f1"]) and saved["val_f1_int8"] == pytest.approx(row["val_f1"])
