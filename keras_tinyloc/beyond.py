@@ -1,0 +1,364 @@
+"""Issue 7 on UJIIndoorLoc: small int8 MLPs with AP selection, robust training and distillation, measured in TFLM.
+
+One **row** = one :class:`BeyondConfig`: select access points on the training split (:mod:`keras_tinyloc.apselect`),
+train an MLP emitter + CRF (with ``T = 1`` the CRF reduces to a softmax over ``emissions + start + end``) with optional
+training-time augmentation (:mod:`keras_tinyloc.augment`), hidden dropout and distillation from teacher runs, write a
+normal RUN_DIR (``train``'s format: ``config.json`` keeps ``dataset_options={"features": [...]}`` so ``convert``
+reloads the same columns), convert it to full int8 and evaluate it **through TFLM** (:func:`keras_tinyloc.convert.
+convert_run`), and add ``kFeatureIndex`` (which raw AP each input reads) to ``model_settings.h``.
+
+Early stopping selects the epoch by **validation** macro-F1 (``train.fit_tagger``); nothing here looks at the test set
+to choose anything. Distillation: ``L = alpha * NLL + (1 - alpha) * tau² * CE(q, p_S)`` where ``q`` is the mean of the
+teachers' tempered CRF marginals on the same (augmented) batch (Hinton et al. 2015), ``p_S`` the student's.
+
+CLI::
+
+    python -m keras_tinyloc.beyond uji-zones --row aug-h64 --out runs/beyond     # one named row (ROWS)
+    python -m keras_tinyloc.beyond uji --all --out runs/beyond                     # every row, in order
+    python -m keras_tinyloc.beyond uji-zones --hidden 32 --layers 1 --ap heard:0.01 --p-drop 0.2 --out runs/x
+
+Shapes: windows ``(B,T,F)`` with ``T = 1`` on UJIIndoorLoc, emissions ``(B,T,C)``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from keras_tinyloc.augment import AugmentConfig
+from keras_tinyloc.errors import TinyLocError, cli_errors
+
+DATASETS = ("uji", "uji-zones")
+ARENA_BUDGET = 20 * 1024  # CC2650 class: 20 KiB RAM
+FLASH_BUDGET = 128 * 1024  # and 128 KiB flash
+
+
+@dataclasses.dataclass
+class BeyondConfig:
+    """One ablation row.
+
+    Attributes:
+        dataset: ``uji`` (13 building-floors) or ``uji-zones`` (59 zones).
+        name: the row's name (RUN_DIR = ``out/<dataset>/<name>``).
+        hidden: H.  layers: L (Dense+ReLU layers).  dropout: after each hidden layer (training only).
+        ap: access-point selection rule (:func:`keras_tinyloc.apselect.parse_spec`).
+        p_drop, offset_db, noise_db: :class:`~keras_tinyloc.augment.AugmentConfig`.
+        teachers: names of earlier rows (same dataset and ``ap``) whose runs are the distillation teachers.
+        alpha, temperature: distillation weights (used only with ``teachers``).
+        epochs, patience, batch_size, lr, seed: training (early stopping on validation macro-F1).
+        out: root directory of the runs.  overwrite: replace existing runs.
+    """
+
+    dataset: str
+    name: str = "row"
+    hidden: int = 64
+    layers: int = 1
+    dropout: float = 0.0
+    ap: str = "all"
+    p_drop: float = 0.0
+    offset_db: float = 0.0
+    noise_db: float = 0.0
+    teachers: tuple[str, ...] = ()
+    alpha: float = 0.1
+    temperature: float = 2.0
+    epochs: int = 40
+    patience: int = 10
+    batch_size: int = 128
+    lr: float = 3e-3
+    seed: int = 0
+    out: str = "runs/beyond"
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        from keras_tinyloc import apselect
+
+        if self.dataset not in DATASETS:
+            raise TinyLocError(f"dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
+        apselect.parse_spec(self.ap)
+        self.augment()
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise TinyLocError(f"--dropout {self.dropout!r}: must be in [0, 1)")
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise TinyLocError(f"--alpha {self.alpha!r}: must be in [0, 1]")
+        if not float(self.temperature) > 0:
+            raise TinyLocError(f"--temperature {self.temperature!r}: must be > 0")
+        for name in ("hidden", "layers", "epochs", "patience", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise TinyLocError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
+
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig(p_drop=self.p_drop, offset_db=self.offset_db, noise_db=self.noise_db)
+
+    def run_dir(self) -> Path:
+        return Path(self.out) / self.dataset / self.name
+
+    def technique(self) -> str:
+        """A short human label of the levers this row uses."""
+        parts = [f"AP {self.ap}"]
+        if self.augment().active:
+            parts.append(f"aug(drop {self.p_drop:g}, offset ±{self.offset_db:g} dB"
+                         + (f", noise {self.noise_db:g} dB" if self.noise_db else "") + ")")
+        if self.dropout:
+            parts.append(f"dropout {self.dropout:g}")
+        if self.teachers:
+            parts.append(f"KD from {len(self.teachers)}-run ensemble (tau {self.temperature:g}, alpha {self.alpha:g})")
+        return ", ".join(parts) if len(parts) > 1 or self.ap != "all" else "plain"
+
+
+# The ablation, in dependency order (teachers before their students). Fixed a priori, not tuned on the test set.
+_AUG = dict(p_drop=0.2, offset_db=8.0, dropout=0.2)
+ROWS: dict[str, dict[str, Any]] = {
+    "plain-h16": dict(hidden=16, layers=1, ap="all"),
+    "plain-h64": dict(hidden=64, layers=1, ap="all"),
+    "ap-heard-h64": dict(hidden=64, layers=1, ap="heard:0.01"),
+    "ap-mi200-h64": dict(hidden=64, layers=1, ap="mi:200"),
+    "aug-h16": dict(hidden=16, layers=1, ap="heard:0.01", **_AUG),
+    "aug-h64": dict(hidden=64, layers=1, ap="heard:0.01", **_AUG),
+    "aug-h128": dict(hidden=128, layers=1, ap="heard:0.01", **_AUG),
+    "aug-h128l2": dict(hidden=128, layers=2, ap="heard:0.01", **_AUG),
+    "aug-noise-h64": dict(hidden=64, layers=1, ap="heard:0.01", noise_db=3.0, **_AUG),
+    "teacher-h256l2-s0": dict(hidden=256, layers=2, ap="heard:0.01", seed=0, p_drop=0.2, offset_db=8.0, dropout=0.3),
+    "teacher-h256l2-s1": dict(hidden=256, layers=2, ap="heard:0.01", seed=1, p_drop=0.2, offset_db=8.0, dropout=0.3),
+    "kd-h64": dict(hidden=64, layers=1, ap="heard:0.01", teachers=("teacher-h256l2-s0", "teacher-h256l2-s1")),
+    "kd-aug-h64": dict(hidden=64, layers=1, ap="heard:0.01", teachers=("teacher-h256l2-s0", "teacher-h256l2-s1"),
+                       **_AUG),
+}
+
+
+def row_config(dataset: str, name: str, **overrides) -> BeyondConfig:
+    """The :class:`BeyondConfig` of a named row of :data:`ROWS` (``overrides`` e.g. ``out``, ``epochs``)."""
+    if name not in ROWS:
+        raise TinyLocError(f"--row {name!r}: choose from {', '.join(ROWS)}")
+    return BeyondConfig(dataset=dataset, name=name, **{**ROWS[name], **overrides})
+
+
+# ---------------------------------------------------------------------------------------------- models
+def build_emitter(input_shape, n_classes: int, hidden: int, layers: int, dropout: float = 0.0):
+    """``(B,T,F) -> [Dense(H)+ReLU+Dropout] x L -> Dense(C) -> (B,T,C)``; dropout is identity at inference.
+
+    Layer names match :func:`keras_tinyloc.models.build_mlp_emitter` (``dense_i``, ``emissions``); only built-in
+    Keras layers, so the run loads with ``train.load_run`` like any ``mlp`` run.
+    """
+    import keras
+
+    inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
+    h = inputs
+    for i in range(layers):
+        h = keras.layers.Dense(hidden, activation="relu", name=f"dense_{i}")(h)
+        if dropout:
+            h = keras.layers.Dropout(dropout, name=f"dropout_{i}")(h)
+    emissions = keras.layers.Dense(n_classes, name="emissions")(h)
+    return keras.Model(inputs, emissions, name="mlp_emitter")
+
+
+def make_trainer(tagger, inv_span, augment: AugmentConfig, teachers=(), alpha: float = 0.1,
+                 temperature: float = 2.0, seed: int = 0):
+    """A ``keras.Model`` whose ``fit`` trains ``tagger`` on augmented batches (+ distillation from ``teachers``).
+
+    Args:
+        tagger: the student :class:`~keras_tinyloc.models.tagger.CRFTagger`.
+        inv_span: ``(F,)`` ``1 / (high - low)`` of the dataset's scaling (:func:`keras_tinyloc.augment.inverse_span`).
+        teachers: frozen CRFTaggers with the same ``(T, F)`` and C.
+    Not saved: ``train.write_run`` saves the tagger.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_tinyloc.augment import augment_tf
+    from keras_tinyloc.models.tagger import apply_gradients, mean_crf_nll
+
+    teachers = list(teachers)
+    for t in teachers:
+        t.trainable = False
+
+    class RobustTrainer(keras.Model):
+        def __init__(self):
+            super().__init__(name="robust_trainer")
+            self.tagger = tagger
+            self.seed_gen = keras.random.SeedGenerator(seed)
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.built = True
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker]
+
+        def call(self, x, training=False):
+            return self.tagger(x, training=training)
+
+        def train_step(self, data):
+            x, y = data[0], data[1]
+            x = augment_tf(x, inv_span, augment, self.seed_gen)
+            variables = self.tagger.trainable_variables
+            with tf.GradientTape() as tape:
+                em = self.tagger(x, training=True)
+                loss, count = mean_crf_nll(self.tagger.crf, em, y)
+                if teachers:
+                    tau = float(temperature)
+                    target = tf.add_n([t.crf.marginals(t(x, training=False), temperature=tau) for t in teachers])
+                    target = tf.stop_gradient(target / float(len(teachers)))
+                    log_p = self.tagger.crf.log_marginals(em, temperature=tau)
+                    l_d = tau * tau * tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
+                    loss = float(alpha) * loss + (1.0 - float(alpha)) * l_d
+            apply_gradients(self.optimizer, tape.gradient(loss, variables), variables)
+            self.loss_tracker.update_state(loss)
+            return {"loss": self.loss_tracker.result()}
+
+    return RobustTrainer()
+
+
+# ---------------------------------------------------------------------------------------------- one row
+def load_selected(dataset: str, ap: str, data_dir=None, base=None):
+    """``(dataset with the selected APs, feature names)``; ``base`` = the full dataset if already loaded."""
+    from keras_tinyloc import apselect
+    from keras_tinyloc.data.registry import load_dataset, select_features
+
+    full = base if base is not None else load_dataset(dataset, data_dir)
+    names = apselect.select_features(full, ap)
+    return select_features(full, names), names
+
+
+def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train, convert (int8, TFLM) and measure one row; returns the row dict (also ``RUN_DIR/row.json``).
+
+    ``base``: the full (all-AP) dataset of ``cfg.dataset`` if already in memory. An existing RUN_DIR with a
+    ``row.json`` is reused unless ``cfg.overwrite``.
+    """
+    import keras
+    import numpy as np
+
+    from keras_tinyloc import convert, export_c, paths
+    from keras_tinyloc.augment import inverse_span
+    from keras_tinyloc.models.tagger import CRFTagger
+    from keras_tinyloc.train import (TrainConfig, check_labels, count_params, evaluate, fit_tagger, load_run,
+                                     run_config, write_run)
+
+    cfg.validate()
+    run_dir = cfg.run_dir()
+    if (run_dir / "row.json").is_file() and not cfg.overwrite:
+        return json.loads((run_dir / "row.json").read_text())
+    ds, names = load_selected(cfg.dataset, cfg.ap, data_dir, base)
+    check_labels(ds)
+    opts = {} if cfg.ap == "all" else {"features": names}
+    tcfg = TrainConfig(dataset=cfg.dataset, model="mlp", hidden=cfg.hidden, layers=cfg.layers, out=str(run_dir),
+                       epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                       data_dir=None if data_dir is None else str(data_dir), overwrite=True, verbose=False,
+                       dataset_options=opts)
+    tcfg.validate()
+    teachers = []
+    for t in cfg.teachers:
+        tdir = Path(cfg.out) / cfg.dataset / t
+        tagger_t, tconf, _ = load_run(tdir)
+        if list(tconf.get("feature_names", [])) != list(ds.feature_names):
+            raise TinyLocError(f"{tdir}: teacher reads other APs than row {cfg.name!r} ({cfg.ap})")
+        teachers.append(tagger_t)
+    keras.utils.set_random_seed(cfg.seed)
+    tagger = CRFTagger(build_emitter(ds.input_shape, ds.n_classes, cfg.hidden, cfg.layers, cfg.dropout),
+                       name=f"mlp_h{cfg.hidden}l{cfg.layers}_crf")
+    trainer = make_trainer(tagger, inverse_span(ds.scaling.low, ds.scaling.high), cfg.augment(), teachers,
+                           cfg.alpha, cfg.temperature, cfg.seed)
+    trainer.compile(optimizer=keras.optimizers.Adam(cfg.lr))
+    t0 = time.perf_counter()
+    fit = fit_tagger(trainer, tagger, ds, tcfg, log=log)
+    metrics = {**evaluate(tagger, ds), "params": count_params(tagger), **fit}
+    config = run_config(tcfg, ds, tagger)
+    config["beyond"] = {**dataclasses.asdict(cfg), "feature_index": ds.meta["feature_index"]}
+    write_run(run_dir, tagger, config, metrics, overwrite=True)
+    rep = convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), quant="int8", overwrite=True), dataset=ds)
+    tfl = run_dir / "tflite-int8"
+    settings = export_c.read_device_settings(tfl)
+    export_c.write_model_settings(tfl, dataclasses.replace(settings, feature_index=list(ds.meta["feature_index"])))
+    row = {
+        "dataset": cfg.dataset, "name": cfg.name, "family": "mlp", "H": cfg.hidden, "L": cfg.layers,
+        "technique": cfg.technique(), "ap": cfg.ap, "n_features": ds.n_features, "params": metrics["params"],
+        "val_f1": metrics["val_f1"], "val_acc": metrics["val_acc"],
+        "test_f1_float": rep["test_f1_float"], "test_acc_float": rep["test_acc_float"],
+        "test_f1_int8": rep["test_f1_int8"], "test_acc_int8": rep["test_acc_int8"],
+        "int8_loss_points": round(100.0 * (rep["test_f1_float"] - rep["test_f1_int8"]), 3),
+        "arena_bytes": rep["arena_bytes"], "flatbuffer_bytes": rep["flatbuffer_bytes"],
+        "within_budget": bool(rep["arena_bytes"] <= ARENA_BUDGET and rep["flatbuffer_bytes"] <= FLASH_BUDGET),
+        "tflm_same_prediction_as_litert": rep["tflm_matches_litert"]["share_same_window_prediction"],
+        "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
+        "seconds": round(time.perf_counter() - t0, 1), "run_dir": str(run_dir),
+        "config": dataclasses.asdict(cfg),
+    }
+    if not np.isclose(row["test_f1_float"], metrics["test_f1"], atol=1e-6):
+        row["note"] = f"Keras decode test F1 {metrics['test_f1']:.4f} differs from convert's float F1"
+    paths.atomic_write_json(run_dir / "row.json", row)
+    log(f"{cfg.dataset} {cfg.name}: val F1 {row['val_f1']:.4f}, test F1 float {row['test_f1_float']:.4f} -> int8 "
+        f"(TFLM) {row['test_f1_int8']:.4f}, acc {row['test_acc_int8']:.4f}, arena {row['arena_bytes']} B, "
+        f"flatbuffer {row['flatbuffer_bytes']} B, {row['seconds']} s")
+    return row
+
+
+def run_rows(dataset: str, names=None, log: Callable[[str], None] = print, **overrides) -> list[dict[str, Any]]:
+    """Run the named rows of :data:`ROWS` (all by default) in order on one dataset, sharing the loaded data."""
+    from keras_tinyloc.data.registry import load_dataset
+
+    names = list(ROWS) if names is None else list(names)
+    base = load_dataset(dataset, overrides.get("data_dir"))
+    kw = {k: v for k, v in overrides.items() if k != "data_dir"}
+    return [run_row(row_config(dataset, n, **kw), base=base, data_dir=overrides.get("data_dir"), log=log)
+            for n in names]
+
+
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row within the CC2650 budget with the highest **validation** F1 (ties: fewer parameters)."""
+    ok = [r for r in rows if r["within_budget"]]
+    return max(ok, key=lambda r: (r["val_f1"], -r["params"])) if ok else None
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m keras_tinyloc.beyond",
+                                description="UJIIndoorLoc beyond the paper: one ablation row (or all) through int8 TFLM.")
+    p.add_argument("dataset", choices=DATASETS)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--row", choices=list(ROWS), help="a named ablation row")
+    g.add_argument("--all", action="store_true", help="every named row, in order")
+    p.add_argument("--name", default="custom", help="row name for a custom configuration")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--ap", default="all", help="all, heard:P or mi:K")
+    p.add_argument("--p-drop", type=float, default=0.0)
+    p.add_argument("--offset-db", type=float, default=0.0)
+    p.add_argument("--noise-db", type=float, default=0.0)
+    p.add_argument("--teachers", nargs="*", default=[], help="names of earlier rows used as teachers")
+    p.add_argument("--alpha", type=float, default=0.1)
+    p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/beyond")
+    p.add_argument("--data-dir")
+    p.add_argument("--overwrite", action="store_true")
+    return p
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    common = dict(out=a.out, overwrite=a.overwrite, epochs=a.epochs, patience=a.patience)
+    if a.all or a.row:
+        rows = run_rows(a.dataset, None if a.all else [a.row], log=log, data_dir=a.data_dir, **common)
+    else:
+        cfg = BeyondConfig(dataset=a.dataset, name=a.name, hidden=a.hidden, layers=a.layers, dropout=a.dropout,
+                           ap=a.ap, p_drop=a.p_drop, offset_db=a.offset_db, noise_db=a.noise_db,
+                           teachers=tuple(a.teachers), alpha=a.alpha, temperature=a.temperature, seed=a.seed,
+                           **common)
+        cfg.validate()
+        rows = [run_row(cfg, data_dir=a.data_dir, log=log)]
+    print(json.dumps([{k: r[k] for k in ("name", "val_f1", "test_f1_float", "test_f1_int8", "test_acc_int8",
+                                         "arena_bytes", "flatbuffer_bytes")} for r in rows]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
