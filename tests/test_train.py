@@ -91,6 +91,10 @@ def test_bad_labels(tmp_path):
     ds.y_val[0, 0] = 3
     with pytest.raises(TinyLocError, match="y_val has label 3"):
         train(_cfg(tmp_path / "run"), dataset=ds)
+    ds = _dataset()
+    ds.y_test[:, -1] = -1
+    with pytest.raises(TinyLocError, match="test split has no window with a labelled last step"):
+        train(_cfg(tmp_path / "run"), dataset=ds)
 
 
 def test_load_run_errors(tmp_path):
