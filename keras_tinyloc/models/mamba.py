@@ -263,7 +263,7 @@ class MambaBlock(keras.layers.Layer):
         e, r, n = self.d_inner, self.dt_rank, self.d_state
         self.norm.build((b, t, h))
         self.in_proj.build((b, t, h))
-        self.conv.build((b, t + self.d_conv - 1, e))
+        self.conv.build((b, None if t is None else t + self.d_conv - 1, e))
         self.x_proj.build((b, t, e))
         self.dt_proj.build((b, t, r))
         self.scan.build(((b, t, e), (b, t, e), (b, t, n), (b, t, n)))
