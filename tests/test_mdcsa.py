@@ -167,7 +167,8 @@ def test_keras_round_trip(tmp_path):
      dict(input_shape=(161, 8), n_classes=4, hidden=8, layers=1),
      dict(input_shape=(20, 8), n_classes=4, hidden=8, layers=0),
      dict(input_shape=(20, 8), n_classes=0, hidden=8, layers=1),
-     dict(input_shape=(20,), n_classes=4, hidden=8, layers=1)],
+     dict(input_shape=(20,), n_classes=4, hidden=8, layers=1),
+     dict(input_shape=(20, 8), n_classes=4, hidden=8, layers=1, norm="rms")],
 )
 def test_bad_sizes_raise(kwargs):
     with pytest.raises(TinyLocError):
@@ -186,14 +187,14 @@ def test_positional_encoding_formula():
     np.testing.assert_allclose(pe_out(np.ones((1, 20, 8), "float32")).numpy()[0], _np_pe(20, 16), atol=1e-6)
 
 
-@pytest.mark.parametrize("range_safe", [True, False])
-def test_int8_layernorm_equals_keras_layernormalization(range_safe):
+@pytest.mark.parametrize("method", ["l2norm", "range_safe", "textbook"])
+def test_int8_layernorm_equals_keras_layernormalization(method):
     rng = np.random.default_rng(10)
     x = rng.normal(1.5, 3.0, (4, 7, 16)).astype("float32")
     x[0, 0] = 2.0  # a constant token: both give beta
     gamma, beta = rng.normal(1, 0.5, 16).astype("float32"), rng.normal(0, 0.5, 16).astype("float32")
     for eps, atol in ((1e-5, 2e-4), (1e-9, 1e-5)):
-        ours = Int8LayerNorm(epsilon=eps, range_safe=range_safe)
+        ours = Int8LayerNorm(epsilon=eps, method=method)
         ref = keras.layers.LayerNormalization(epsilon=eps)
         ours.build(x.shape)
         ref.build(x.shape)
@@ -204,9 +205,9 @@ def test_int8_layernorm_equals_keras_layernormalization(range_safe):
         # range-safe: exactly LayerNorm with the per-token epsilon eps * max|x - mean|^2 (Int8LayerNorm docstring)
         x64 = x.astype(np.float64)
         m = np.abs(x64 - x64.mean(-1, keepdims=True)).max(-1, keepdims=True) + 1e-6
-        np_eps = eps * m**2 if range_safe else eps
+        np_eps = eps * m**2 if method == "range_safe" else eps
         np.testing.assert_allclose(ours(x).numpy()[1:], _np_ln(x64, gamma, beta, eps=np_eps)[1:], atol=1e-5)
-    if range_safe:  # the textbook order's constant token is rounding noise times rsqrt(eps), like Keras'
+    if method != "textbook":  # the textbook order's constant token is rounding noise times rsqrt(eps), like Keras'
         np.testing.assert_allclose(ours(x).numpy()[0, 0], beta, atol=1e-6)
 
 
@@ -221,8 +222,8 @@ def test_int8_elu_equals_elu_values_and_gradients():
 
 # ------------------------------------------------------------------------------------------- int8 TFLite / TFLM
 
-TFLM_INT8_OPS = {"ABS", "ADD", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "DIV", "FULLY_CONNECTED", "LOGISTIC", "MEAN",
-                 "MUL", "PAD", "REDUCE_MAX", "RESHAPE", "RSQRT", "SOFTMAX", "SUB", "TANH"}
+TFLM_INT8_OPS = {"ABS", "ADD", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "DIV", "FULLY_CONNECTED", "L2_NORMALIZATION",
+                 "LOGISTIC", "MEAN", "MUL", "PAD", "REDUCE_MAX", "RESHAPE", "RSQRT", "SOFTMAX", "SUB", "TANH"}
 
 
 def _fixed_batch(model):
@@ -242,20 +243,21 @@ def _int8_tflite(model, steps, features, seed=0):
     return conv.convert()
 
 
-@pytest.mark.parametrize("hidden,layers,range_safe", [(8, 1, True), (8, 3, True), (8, 1, False)])
-def test_full_int8_conversion_runs_in_tflm(hidden, layers, range_safe):
+@pytest.mark.parametrize("hidden,layers,norm", [(8, 1, "l2norm"), (8, 3, "l2norm"), (8, 1, "range_safe")])
+def test_full_int8_conversion_runs_in_tflm(hidden, layers, norm):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tflite_micro.python.tflite_micro import runtime
 
     keras.utils.set_random_seed(11)
-    model = build_mdcsa_emitter((20, 8), 4, hidden=hidden, layers=layers, range_safe_norm=range_safe)
+    model = build_mdcsa_emitter((20, 8), 4, hidden=hidden, layers=layers, norm=norm)
     buf = _int8_tflite(model, 20, 8)
     lite = Interpreter(model_content=buf,
                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     op_names = {op["op_name"] for op in lite._get_ops_details()}
     assert op_names <= TFLM_INT8_OPS, op_names - TFLM_INT8_OPS  # no QUANTIZE/DEQUANTIZE/ELU/NEG/EXP/... islands
     assert ("CONCATENATION" in op_names) == (layers > 1) == ("CONV_2D" in op_names)  # kernel-1 convs are FCs
-    assert ({"ABS", "REDUCE_MAX"} <= op_names) == range_safe
+    assert ("L2_NORMALIZATION" in op_names) == (norm == "l2norm")  # one fused op per LayerNorm
+    assert ({"ABS", "REDUCE_MAX", "RSQRT"} <= op_names) == (norm == "range_safe")
     dtypes = {np.dtype(t["dtype"]).name for t in lite.get_tensor_details()}
     assert dtypes <= {"int8", "int32"}, dtypes  # int32 = biases and shape constants; no float tensor anywhere
     lite.allocate_tensors()

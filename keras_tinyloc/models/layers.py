@@ -15,54 +15,64 @@ class Int8LayerNorm(keras.layers.Layer):
     """Layer normalisation over the last axis, built only from ops that stay int8 in TFLite and run in TFLM.
 
     Shapes: ``x`` ``(..., H)`` -> ``(..., H)``; weights ``gamma`` ``(H,)`` (ones), ``beta`` ``(H,)`` (zeros).
+    Equation (Ba et al. 2016, "Layer Normalization", eq. 4):  y = (x - mean_h x) / sqrt(var_h x + eps) * gamma + beta.
 
-    Equation (Ba et al. 2016, "Layer Normalization", eq. 4). ``range_safe=True`` (default) computes it in a
-    range-safe order::
+    ``method`` picks how the graph computes it (all three have the same weights; a saved model can switch):
 
-        d   = x - mean_h x_h                  MEAN + SUB
-        m   = max_h |d_h| + 1e-6              ABS + REDUCE_MAX + ADD    (per token)
-        u   = d / m                           DIV      u in [-1, 1]
-        v   = mean_h u_h * u_h                MUL + MEAN   v in [1/H, 1]
-        y   = u * rsqrt(v + eps) * gamma + beta   ADD + RSQRT + MUL (+ MUL + ADD unless gamma = 1, beta = 0)
+    ``"l2norm"`` (default), exact::
 
-    Algebraically y = d / sqrt(var + eps * m^2) * gamma + beta with var = mean_h d_h^2: ``keras.layers.
-    LayerNormalization`` / ``torch.nn.LayerNorm`` with a per-token epsilon eps * m^2 (var >= m^2 / H, so the
-    relative difference is below eps * H / 2; a constant token gives beta in both).
+        d = x @ (I - 11^T / H)                          centring as a constant (H,H) matmul: FULLY_CONNECTED
+        y = d * rsqrt(sum_h d_h^2 + H eps) * (sqrt(H) gamma) + beta     fused into L2_NORMALIZATION, MUL, ADD
 
-    Why this order: after int8 quantization each tensor has one scale for all tokens. The textbook
-    ``d * rsqrt(var + eps)`` makes rsqrt's output range depend on the smallest variance seen during calibration;
-    tokens with a smaller variance are clipped (measured: max error 0.56 at T=1 vs 0.19 here, on outputs quantized
-    with scale 0.017). Dividing by ``m`` first bounds ``u`` to [-1, 1] and ``v`` to [1/H, 1] whatever the token's
-    scale, so rsqrt's input and output ranges are known and fully covered by calibration.
+      The converter fuses ``d * rsqrt(sum(square(d)) + c)`` into one L2_NORMALIZATION (int8 in TFLM, normalises in
+      int32, fixed output scale 1/128) -- but only when ``d`` is not a SUB, which it would turn into
+      SQUARED_DIFFERENCE; hence the centring matmul. 4 ops per norm, and no per-tensor-quantized variance or rsqrt
+      whose range depends on calibration. (TFLM's int8 kernel ignores eps.)
+    ``"range_safe"``: d = x - mean; u = d / (max|d| + 1e-6); y = u * rsqrt(mean(u*u) + eps) * gamma + beta
+      (MEAN, SUB, ABS, REDUCE_MAX, ADD, DIV, MUL, MEAN, ADD, RSQRT, MUL, MUL, ADD). LayerNorm with the per-token
+      epsilon eps * max|d|^2; u in [-1, 1] and mean(u*u) in [1/H, 1] whatever the token's scale.
+    ``"textbook"``: d = x - mean; y = d * rsqrt(mean(d*d) + eps) * gamma + beta (MEAN, SUB, MUL, MEAN, ADD, RSQRT,
+      MUL, MUL, ADD). Exact, but int8 RSQRT's output range is set by the smallest variance seen in calibration and
+      tokens below it are clipped (LayerNorm alone at T=1: max error 0.56 vs 0.12-0.13 for the other two, on
+      outputs with scale 0.017).
 
-    ``range_safe=False`` is the textbook order ``d * rsqrt(mean_h d_h * d_h + eps)`` (MEAN, SUB, MUL, MEAN, ADD,
-    RSQRT, MUL): exactly ``keras.layers.LayerNormalization``, 4 fewer ops per norm (measured TFLM host arena of
-    MDCSA H16L1 / H8L1 / H16L3: 19,744 / 18,096 / 51,872 B instead of 22,624 / 21,216 / 59,104 B), at the price of
-    the calibration-dependent rsqrt range. On trained House A / UJIIndoorLoc models both orders gave the same
-    int8 F1 within 0.1 point; the largest emission error was 1.8-2.2x smaller with ``range_safe=True``.
+    Measured on trained MDCSA emitters (TFLM host arena, H16L1 / H8L1 / H16L3): textbook 19,744 / 18,096 /
+    51,872 B, range_safe 22,624 / 21,216 / 59,104 B; l2norm in the module docstring of ``models.mdcsa``.
 
     Why not ``keras.layers.LayerNormalization``: its graph contains a NEG that the int8 converter leaves as a float
     island wrapped in DEQUANTIZE/QUANTIZE (measured: ``FULLY_CONNECTED, MEAN, DEQUANTIZE, NEG, QUANTIZE,
-    SQUARED_DIFFERENCE, ...``). This layer has no NEG, SQUARE or SQRT. ``epsilon`` defaults to 1e-5 (PyTorch's
-    LayerNorm, which the reference MDCSA uses).
+    SQUARED_DIFFERENCE, ...``). ``epsilon`` defaults to 1e-5 (PyTorch's LayerNorm, which the reference MDCSA uses).
     """
 
-    def __init__(self, epsilon: float = 1e-5, range_safe: bool = True, **kwargs):
+    METHODS = ("l2norm", "range_safe", "textbook")
+
+    def __init__(self, epsilon: float = 1e-5, method: str = "l2norm", range_safe: bool | None = None, **kwargs):
         super().__init__(**kwargs)
+        if range_safe is not None:  # configs saved before ``method`` existed
+            method = "range_safe" if range_safe else "textbook"
+        if method not in self.METHODS:
+            raise ValueError(f"method={method!r}: choose one of {self.METHODS}")
         self.epsilon = float(epsilon)
-        self.range_safe = bool(range_safe)
+        self.method = method
 
     def build(self, input_shape):
         h = int(input_shape[-1])
         self.gamma = self.add_weight(shape=(h,), initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=(h,), initializer="zeros", name="beta")
+        self.centring = np.eye(h, dtype="float32") - np.float32(1.0 / h)  # (H,H) constant, not a weight
         self.built = True
 
     def call(self, x):
+        h = int(x.shape[-1])
+        if self.method == "l2norm":
+            d = ops.matmul(x, ops.convert_to_tensor(self.centring, dtype=x.dtype))
+            sum_sq = ops.sum(ops.square(d), axis=-1, keepdims=True)
+            unit = ops.multiply(d, ops.rsqrt(ops.add(sum_sq, h * self.epsilon)))  # d / ||d||: L2_NORMALIZATION
+            return ops.add(ops.multiply(unit, ops.multiply(self.gamma, float(np.sqrt(h)))), self.beta)
         d = ops.subtract(x, ops.mean(x, axis=-1, keepdims=True))
-        u = ops.divide(d, ops.add(ops.max(ops.abs(d), axis=-1, keepdims=True), 1e-6)) if self.range_safe else d
-        v = ops.mean(ops.multiply(u, u), axis=-1, keepdims=True)
-        y = ops.multiply(u, ops.rsqrt(ops.add(v, self.epsilon)))
+        if self.method == "range_safe":
+            d = ops.divide(d, ops.add(ops.max(ops.abs(d), axis=-1, keepdims=True), 1e-6))
+        y = ops.multiply(d, ops.rsqrt(ops.add(ops.mean(ops.multiply(d, d), axis=-1, keepdims=True), self.epsilon)))
         return ops.add(ops.multiply(y, self.gamma), self.beta)
 
     def compute_output_shape(self, input_shape):
@@ -70,7 +80,7 @@ class Int8LayerNorm(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({"epsilon": self.epsilon, "range_safe": self.range_safe})
+        config.update({"epsilon": self.epsilon, "method": self.method})
         return config
 
 

@@ -172,7 +172,7 @@ def _causal_conv_tanh(x, hidden: int, kernel: int, name: str):
     return keras.layers.Conv1D(hidden, kernel, activation="tanh", name=name)(x)
 
 
-def _grn(u, hidden: int, dropout: float, name: str, range_safe: bool):
+def _grn(u, hidden: int, dropout: float, name: str, norm: str):
     """Gated residual network (eq. 3): ``u`` ``(B,T,H)`` -> ``(B,T,H)`` with inner size 4H."""
     g = keras.layers.Dense(4 * hidden, name=f"{name}_fc1")(u)
     g = Int8ELU(name=f"{name}_elu")(g)
@@ -182,16 +182,16 @@ def _grn(u, hidden: int, dropout: float, name: str, range_safe: bool):
     gate = keras.layers.Dense(hidden, activation="sigmoid", name=f"{name}_glu_gate")(g)
     glu = keras.layers.Multiply(name=f"{name}_glu")([value, gate])
     residual = keras.layers.Add(name=f"{name}_add")([glu, u])
-    return Int8LayerNorm(range_safe=range_safe, name=f"{name}_norm")(residual)
+    return Int8LayerNorm(method=norm, name=f"{name}_norm")(residual)
 
 
-def _dcsa(e, hidden: int, kernel: int, dropout: float, name: str, range_safe: bool):
+def _dcsa(e, hidden: int, kernel: int, dropout: float, name: str, norm: str):
     """DCSA(k) (eq. 2 + 3): ``e`` ``(B,T,H)`` -> ``(B,T,H)``."""
     q = _causal_conv_tanh(e, hidden, kernel, f"{name}_q")
     k = _causal_conv_tanh(e, hidden, kernel, f"{name}_k")
     a = DotProductAttention(dropout, name=f"{name}_attn")([q, k, e])
-    u = Int8LayerNorm(range_safe=range_safe, name=f"{name}_norm")(keras.layers.Add(name=f"{name}_add")([a, e]))
-    return _grn(u, hidden, dropout, f"{name}_grn", range_safe)
+    u = Int8LayerNorm(method=norm, name=f"{name}_norm")(keras.layers.Add(name=f"{name}_add")([a, e]))
+    return _grn(u, hidden, dropout, f"{name}_grn", norm)
 
 
 def branch_kernels(layers: int) -> list[int]:
@@ -206,7 +206,7 @@ def build_mdcsa_emitter(
     layers: int,
     dropout: float = ATTENTION_DROPOUT,
     head_dropout: float = 0.3,
-    range_safe_norm: bool = True,
+    norm: str = "l2norm",
     name: str = "mdcsa",
 ) -> keras.Model:
     """MDCSA emitter ``(B,T,F)`` float32 -> ``(B,T,C)`` emissions (module equations 1-5).
@@ -215,8 +215,8 @@ def build_mdcsa_emitter(
         input_shape: ``(T, F)``; 1 <= T <= 160 (T = 1 for UJIIndoorLoc).
         n_classes: C. hidden: H (even). layers: L, the number of DCSA branches (1 or 3 in the paper).
         dropout: on attention weights and inside the GRN (reference 0.15). head_dropout: before the head (0.3).
-        range_safe_norm: ``Int8LayerNorm(range_safe=...)`` for every LayerNorm; False saves 4 ops per norm
-            (~3 KB of TFLM arena for L1) at the price of a calibration-dependent rsqrt range (see layers.py).
+        norm: ``Int8LayerNorm(method=...)`` of every LayerNorm: "l2norm" (default), "range_safe" or "textbook"
+            (same weights and float function; they differ in the int8 graph, see ``layers.Int8LayerNorm``).
     Raises:
         TinyLocError: on non-positive or inconsistent sizes.
     """
@@ -232,6 +232,8 @@ def build_mdcsa_emitter(
         raise TinyLocError(f"T={steps}: MDCSA's positional encoding covers at most {MAX_LEN} steps")
     if hidden % 2:
         raise TinyLocError(f"hidden={hidden}: MDCSA needs an even hidden size (sin/cos positional encoding)")
+    if norm not in Int8LayerNorm.METHODS:
+        raise TinyLocError(f"norm={norm!r}: choose one of {', '.join(Int8LayerNorm.METHODS)}")
     if not (0.0 <= dropout < 1.0 and 0.0 <= head_dropout < 1.0):
         raise TinyLocError(f"dropout={dropout}, head_dropout={head_dropout}: must lie in [0, 1)")
     hidden, layers, n_classes = int(hidden), int(layers), int(n_classes)
@@ -239,7 +241,7 @@ def build_mdcsa_emitter(
     x = keras.Input((steps, features), name="rssi")
     e = keras.layers.Dense(hidden, name="embed")(x)
     e = ScaledPositionalEncoding(name="pos_enc")(e)
-    branches = [_dcsa(e, hidden, k, dropout, f"dcsa{k}", range_safe_norm) for k in branch_kernels(layers)]
+    branches = [_dcsa(e, hidden, k, dropout, f"dcsa{k}", norm) for k in branch_kernels(layers)]
     if layers == 1:
         s = branches[0]
     else:  # interleave per step: token t*L + i = branch i at step t
@@ -250,7 +252,7 @@ def build_mdcsa_emitter(
     z = DotProductAttention(dropout, name="fusion_attn")([s, s, s])
     if layers > 1:
         z = keras.layers.Conv1D(hidden, layers, strides=layers, name="fusion_fold")(z)
-    z = Int8LayerNorm(range_safe=range_safe_norm, name="fusion_norm")(z)
+    z = Int8LayerNorm(method=norm, name="fusion_norm")(z)
     z = keras.layers.Dropout(head_dropout, name="head_drop")(z)
     out = keras.layers.Dense(n_classes, name="emissions")(z)
     return keras.Model(x, out, name=name)
