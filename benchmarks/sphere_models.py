@@ -46,7 +46,8 @@ class Variant:
     """One trained + int8-converted model.
 
     name: cache key and row label.  family/hidden/layers: the emitter.  absent: (copies, p) of whole-AP drop-out
-    (:func:`sphere_models.absent_ap_augment`), None = off.  balance: power of class-balanced oversampling, 0 = off.
+    (:func:`sphere_models.absent_ap_augment`), None = off; absent_features: the AP indices it may silence (None =
+    all).  balance: power of class-balanced oversampling, 0 = off.
     ap_dropout: ``train``'s per-reading drop-out.  teacher: name of another variant to distil from (hard labels,
     alpha 0.1, the paper's KD).  float_only: a teacher that is not a deployment candidate (no int8 row).
     """
@@ -56,6 +57,7 @@ class Variant:
     hidden: int
     layers: int
     absent: tuple[int, float] | None = None
+    absent_features: tuple[int, ...] | None = None
     balance: float = 0.0
     ap_dropout: float = 0.0
     lr: float = 3e-3
@@ -71,7 +73,8 @@ class Variant:
     def levers(self) -> str:
         parts = []
         if self.absent:
-            parts.append(f"absent-AP aug ({self.absent[0]} copies, p={self.absent[1]})")
+            which = "any AP" if self.absent_features is None else "APs " + "+".join(map(str, self.absent_features))
+            parts.append(f"absent-AP aug ({which}; {self.absent[0]} copies, p={self.absent[1]})")
         if self.balance:
             parts.append(f"balanced sampling (power {self.balance})")
         if self.ap_dropout:
@@ -88,32 +91,32 @@ class Variant:
 
 
 AB = (2, 0.3)  # two whole-AP drop-out copies, p = 0.3
+LS = (1, 3)  # Lounge_AP and Study_AP: the two APs that are missing from some recordings (see the loader)
 VARIANTS: tuple[Variant, ...] = (
-    # the per-step int8 MLP baseline (+ CRF), plain and with the same levers as the sequence models
+    # (listed in the order they run: the most informative first)
+    # the per-step int8 MLP baseline (+ CRF), plain and with levers
     Variant("mlp-H16L1", "mlp", 16, 1),
     Variant("mlp-H64L1", "mlp", 64, 1),
     Variant("mlp-H64L1-absent-bal", "mlp", 64, 1, absent=AB, balance=0.5),
-    # MDCSA: plain, then one lever at a time, then together; sizes around the 32 KiB limit
+    # MDCSA plain; whole-AP drop-out of any AP
     Variant("mdcsa-H16L1", "mdcsa", 16, 1),
     Variant("mdcsa-H16L1-absent", "mdcsa", 16, 1, absent=AB),
-    Variant("mdcsa-H16L1-bal", "mdcsa", 16, 1, balance=0.5),
-    Variant("mdcsa-H16L1-absent-bal", "mdcsa", 16, 1, absent=AB, balance=0.5),
-    Variant("mdcsa-H16L1-apdrop", "mdcsa", 16, 1, ap_dropout=0.2),
-    Variant("mdcsa-H8L1-absent-bal", "mdcsa", 8, 1, absent=AB, balance=0.5),
-    Variant("mdcsa-H32L1-absent-bal", "mdcsa", 32, 1, absent=AB, balance=0.5),
     # Mamba (lr 1e-2: the train module's note for small Mambas)
     Variant("mamba-H8L1", "mamba", 8, 1, lr=1e-2),
-    Variant("mamba-H8L1-absent-bal", "mamba", 8, 1, absent=AB, balance=0.5, lr=1e-2),
-    Variant("mamba-H4L1-absent-bal", "mamba", 4, 1, absent=AB, balance=0.5, lr=1e-2),
-    Variant("mamba-H8L1-N4-absent-bal", "mamba", 8, 1, absent=AB, balance=0.5, lr=1e-2,
-            model_options=(("d_state", 4),)),
-    Variant("mamba-H16L1-absent-bal", "mamba", 16, 1, absent=AB, balance=0.5, lr=1e-2),
+    Variant("mamba-H4L1", "mamba", 4, 1, lr=1e-2),
+    # whole-AP drop-out only of the two APs that are absent from some recordings
+    Variant("mdcsa-H16L1-absentLS", "mdcsa", 16, 1, absent=AB, absent_features=LS),
     # KD from a larger MDCSA teacher (float; not a deployment candidate itself)
-    Variant("teacher-mdcsa-H64L1-absent-bal", "mdcsa", 64, 1, absent=AB, balance=0.5, lr=1e-3, float_only=True),
-    Variant("mdcsa-H16L1-absent-bal-kd", "mdcsa", 16, 1, absent=AB, balance=0.5,
-            teacher="teacher-mdcsa-H64L1-absent-bal"),
-    Variant("mamba-H8L1-absent-bal-kd", "mamba", 8, 1, absent=AB, balance=0.5, lr=1e-2,
-            teacher="teacher-mdcsa-H64L1-absent-bal"),
+    Variant("teacher-mdcsa-H64L1", "mdcsa", 64, 1, lr=1e-3, float_only=True),
+    Variant("mdcsa-H16L1-kd", "mdcsa", 16, 1, teacher="teacher-mdcsa-H64L1"),
+    Variant("mamba-H8L1-kd", "mamba", 8, 1, lr=1e-2, teacher="teacher-mdcsa-H64L1"),
+    # class-balanced sampling; sizes around the limits
+    Variant("mdcsa-H16L1-bal", "mdcsa", 16, 1, balance=0.5),
+    Variant("mdcsa-H32L1", "mdcsa", 32, 1),
+    Variant("mdcsa-H8L1", "mdcsa", 8, 1),
+    Variant("mamba-H8L1-absentLS", "mamba", 8, 1, absent=AB, absent_features=LS, lr=1e-2),
+    Variant("mamba-H16L1", "mamba", 16, 1, lr=1e-2),
+    Variant("mdcsa-H16L1-wd", "mdcsa", 16, 1, weight_decay=1e-2),
 )
 CLASSIC = ("rf-window", "classic")  # names of the scikit-learn entries
 
@@ -121,7 +124,7 @@ CLASSIC = ("rf-window", "classic")  # names of the scikit-learn entries
 def training_data(ds, v: Variant):
     """The dataset a variant trains on: the levers applied to the training split only."""
     if v.absent:
-        ds = sm.absent_ap_augment(ds, copies=v.absent[0], p=v.absent[1], seed=v.seed)
+        ds = sm.absent_ap_augment(ds, copies=v.absent[0], p=v.absent[1], seed=v.seed, features=v.absent_features)
     if v.balance:
         ds = sm.balance_oversample(ds, power=v.balance)
     return ds
@@ -204,8 +207,7 @@ def run_classic(ds, work: Path, redo: bool, log) -> list[dict]:
                 rep = sm.per_class_report(y[:, -1], np.where(keep, pred, -1), list(ds.class_names))
                 out[f"{split}_f1"], out[f"{split}_acc"] = rep["macro_f1"], rep["acc"]
                 out[f"per_class_{split}"] = rep
-                if split == "test":
-                    out["test_pred_last"] = np.where(keep, pred, -1).astype(int).tolist()
+                out[f"{split}_pred_last"] = np.where(keep, pred, -1).astype(int).tolist()
             extra.append(out)
     rows = rows + extra
     atomic_write_json(work / "classic" / "rows.json", rows)
@@ -248,23 +250,44 @@ def per_sequence_f1(ds, pred_last: list[int], test_sequences) -> dict:
     return out
 
 
-def val_without_ap(ds, row: dict, work: Path, ap: str) -> dict | None:
-    """Diagnostic (not used for selection): the int8 model on the validation windows with ``ap`` silenced for the
-    whole window, the condition of every test sequence for Lounge_AP. Runs the cached ``model.tflite`` in TFLM."""
+def predictions(ds, row: dict, work: Path, split: str) -> np.ndarray | None:
+    """``(B,)`` decoded last-step labels of ``split`` (-1 = unlabelled): from the row, else re-run the cached int8
+    model in TFLM (rows cached before the row kept them)."""
     from keras_tinyloc import convert
     from keras_tinyloc.train import load_run
 
+    if row.get(f"{split}_pred_last") is not None:
+        return np.asarray(row[f"{split}_pred_last"])
     tfl = work / row["name"] / "tflite-int8" / "model.tflite"
     if not tfl.is_file():
         return None
-    i = list(ds.feature_names).index(ap)
-    x = ds.x_val.copy()
-    x[:, :, i] = sm.scaled_floor(ds)[i]
+    x, y = ds.split(split)
     rep = json.loads((tfl.parent / "report.json").read_text())
-    em = sm._tflm_emissions(tfl.read_bytes(), rep, x)
     tagger, _, _ = load_run(work / row["name"] / "run")
-    m, _ = convert.decode_metrics(em, ds.y_val, tagger.crf_weights())
-    return {"f1": m["f1"], "acc": m["acc"]}
+    _, pred = convert.decode_metrics(sm._tflm_emissions(tfl.read_bytes(), rep, x), y, tagger.crf_weights())
+    return np.where(y[:, -1] >= 0, pred[:, -1], -1)
+
+
+def split_analysis(ds, pred_val, pred_test, diag) -> dict:
+    """Validation F1 by sequence group (Lounge_AP heard: 00001-00005; absent as in every test sequence: 00006-00007)
+    and test accuracy / F1 on windows without vs with a room change inside the window."""
+    from keras_tinyloc.metrics import window_metrics
+
+    out = {}
+    seqs = ds.meta.get("sequences", {})
+    val_counts = [(s, v["windows"].get("val", 0)) for s, v in seqs.items() if "val" in v["windows"]]
+    if pred_val is not None and sum(n for _, n in val_counts) == len(ds.y_val):
+        group = np.concatenate([np.full(n, s in ("00006", "00007")) for s, n in val_counts])
+        for name, mask in (("val_lounge_heard", ~group), ("val_lounge_absent", group)):
+            m = window_metrics(ds.y_val[mask][:, -1], pred_val[mask])
+            out[name] = {"f1": m["f1"], "acc": m["acc"], "n": m["n"]}
+    if pred_test is not None:
+        trans = sm.transition_windows(ds.y_test)
+        for name, mask in (("test_steady", ~trans), ("test_transition", trans)):
+            m = window_metrics(ds.y_test[mask][:, -1], pred_test[mask])
+            out[name] = {"f1": m["f1"], "acc": m["acc"], "n": m["n"]}
+        out["per_sequence"] = per_sequence_f1(ds, pred_test, diag["test_sequences"])
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -300,13 +323,10 @@ def render(ds, rows: list[dict], work: Path, diag: dict, commands: list[str]) ->
                            lambda r: r["family"] in ("mdcsa", "mamba"))
     rf_ref = next((r for r in rows if r["name"] == "rf-window"), None)
     extra = {}
-    for r in [seq32] + [best[c][f] for c in best for f in ("mdcsa", "mamba", "mlp")]:
+    for r in [seq32] + [best[c][f] for c in best for f in ("mdcsa", "mamba", "mlp", "rf")] + [rf_ref]:
         if r is None or r["name"] in extra:
             continue
-        extra[r["name"]] = {"per_sequence": per_sequence_f1(ds, r["test_pred_last"], diag["test_sequences"]),
-                            "val_without_Lounge_AP": val_without_ap(ds, r, work, "Lounge_AP")}
-    if rf_ref:
-        extra["rf-window"] = {"per_sequence": per_sequence_f1(ds, rf_ref["test_pred_last"], diag["test_sequences"])}
+        extra[r["name"]] = split_analysis(ds, predictions(ds, r, work, "val"), predictions(ds, r, work, "test"), diag)
 
     L = ["# Real BLE (SPHERE house): int8 sequence models vs per-window baselines", "",
          "Dataset `sphere` (issue 8): 4 APs, 9 rooms, T = 20 steps of 0.2 s, hop 10; sequences 00001–00007 train "
@@ -390,16 +410,21 @@ def render(ds, rows: list[dict], work: Path, diag: dict, commands: list[str]) ->
         L.append(f"| {split} | " + " | ".join(f"{100 * h[split][ap]:.0f} %" for ap in diag["aps"]) + " |")
     L += ["", "APs heard per sequence: " + "; ".join(f"{s}: {', '.join(a or [])}"
                                                    for s, a in diag["aps_heard_per_sequence"].items()) + ".", ""]
-    L += ["Validation vs test, and the validation windows with Lounge_AP silenced (the condition of every test "
-          "sequence; a diagnostic, not a selection criterion), and test macro-F1 per test sequence:", "",
-          "| row | val F1 | val F1, Lounge_AP silenced | test F1 | " +
-          " | ".join(f"test {s}" for s, _ in diag["test_sequences"]) + " |",
-          "|---|---|---|---|" + "---|" * len(diag["test_sequences"])]
+    L += ["Validation F1 split by sequence group (Lounge_AP heard in 00001–00005; absent in 00006–00007, as in every "
+          "test sequence), test F1 per test sequence, and test accuracy on windows with one room throughout (steady) "
+          "vs windows with a room change inside the 4 s window (transition):", "",
+          "| row | val F1 | val F1 Lounge heard | val F1 Lounge absent | test F1 | " +
+          " | ".join(f"test {s}" for s, _ in diag["test_sequences"]) +
+          " | test acc steady (n) | test acc transition (n) | test F1 steady |",
+          "|---|---|---|---|---|" + "---|" * len(diag["test_sequences"]) + "---|---|---|"]
     for name, e in extra.items():
         r = next(x for x in rows if x["name"] == name)
-        vw = e.get("val_without_Lounge_AP")
-        L.append(f"| {name} | {pct(r['val_f1'])} | {pct(vw and vw['f1'])} | {pct(r['test_f1'])} | " +
-                 " | ".join(pct(e["per_sequence"].get(s, {}).get("f1")) for s, _ in diag["test_sequences"]) + " |")
+        g = lambda k, f="f1": e.get(k, {}).get(f)  # noqa: E731
+        L.append(f"| {name} | {pct(r['val_f1'])} | {pct(g('val_lounge_heard'))} | {pct(g('val_lounge_absent'))} | "
+                 f"{pct(r['test_f1'])} | " +
+                 " | ".join(pct(e.get("per_sequence", {}).get(s, {}).get("f1")) for s, _ in diag["test_sequences"]) +
+                 f" | {pct(g('test_steady', 'acc'))} ({g('test_steady', 'n')}) | "
+                 f"{pct(g('test_transition', 'acc'))} ({g('test_transition', 'n')}) | {pct(g('test_steady'))} |")
     L.append("")
 
     # every row
@@ -495,13 +520,14 @@ def main(argv=None) -> int:
                 traceback.print_exc()
                 row = None
         if row is not None:
+            row["levers"] = v.levers  # rows cached by an older version of this script keep the current wording
             rows.append(row)
     diag = diagnostics(ds)
     commands = ["KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/sphere_models.py",
                 "# one row (cached rows are reused): --only <name> ; re-render from the cache: --render-only"]
     rendered = render(ds, rows, work, diag, commands)
     atomic_write_text(OUT_MD, rendered["markdown"])
-    slim = [{k: v for k, v in r.items() if k != "test_pred_last"} for r in rows]
+    slim = [{k: v for k, v in r.items() if not k.endswith("_pred_last")} for r in rows]
     atomic_write_json(OUT_JSON, {"dataset": "sphere", "selection": "validation macro-F1 (never test)",
                                  "ram_classes": {k: {"arena_bytes": v[0], "flatbuffer_bytes": v[1]}
                                                  for k, v in sm.RAM_CLASSES.items()},

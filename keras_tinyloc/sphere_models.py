@@ -232,6 +232,7 @@ def evaluate_int8(run_dir: str | Path, ds: WindowDataset, out: str | Path | None
         "per_class_val": per_class_report(ds.y_val, p_val, names),
         "per_class_test": per_class_report(ds.y_test, p_test, names),
         "test_pred_last": np.where(ds.y_test[:, -1] >= 0, p_test[:, -1], -1).astype(int).tolist(),
+        "val_pred_last": np.where(ds.y_val[:, -1] >= 0, p_val[:, -1], -1).astype(int).tolist(),
         "convert_seconds": round(time.perf_counter() - t0, 2),
     }
     if out is not None:
@@ -262,6 +263,14 @@ def select_best(rows: Sequence[dict], ram_class: str, where: Callable[[dict], bo
     if not ok:
         return None
     return max(ok, key=lambda r: (r["val_f1"], -r["arena_bytes"], -r["flatbuffer_bytes"]))
+
+
+def transition_windows(y: np.ndarray) -> np.ndarray:
+    """``(B,)`` bool: the window's labelled steps are not all the room of its last step (a room change inside the
+    window). ``y`` ``(B,T)``, -1 steps ignored."""
+    y = np.asarray(y)
+    last = y[:, -1:]
+    return np.any((y >= 0) & (y != last), axis=1)
 
 
 def load_json(path: str | Path) -> Any | None:

@@ -140,7 +140,13 @@ def test_evaluate_int8_runs_val_and_test_through_tflm(tmp_path):
         assert rep["n"] == int(np.sum(getattr(ds, f"y_{split}")[:, -1] >= 0))
     pred = np.asarray(row["test_pred_last"])
     assert pred.shape == (20,) and pred[-1] == -1 and np.all(pred[:-1] >= 0)
+    assert len(row["val_pred_last"]) == 20
     import json
 
     saved = json.loads((tmp_path / "int8" / "report.json").read_text())
     assert saved["test_f1_int8"] == pytest.approx(row["test_f1"]) and saved["val_f1_int8"] == pytest.approx(row["val_f1"])
+
+
+def test_transition_windows():
+    y = np.array([[1, 1, 1], [0, 1, 1], [-1, 2, 2], [2, -1, 2], [1, 2, -1]])
+    np.testing.assert_array_equal(sm.transition_windows(y), [False, True, False, False, True])
