@@ -45,6 +45,9 @@ class BeyondConfig:
         dataset: ``uji`` (13 building-floors) or ``uji-zones`` (59 zones).
         name: the row's name (RUN_DIR = ``out/<dataset>/<name>``).
         hidden: H.  layers: L (Dense+ReLU layers).  dropout: after each hidden layer (training only).
+        power: k >= 1: the model's first op raises each scaled input to the k-th power (``x**k``, k-1 int8 MULs in
+            TFLM): the "powed" representation of Torres-Sospedra et al. (2015) with their beta = e rounded to 3,
+            which shrinks weak, unreliable readings towards "not heard".
         ap: access-point selection rule (:func:`keras_tinyloc.apselect.parse_spec`).
         p_drop, offset_db, noise_db: :class:`~keras_tinyloc.augment.AugmentConfig`.
         teachers: names of earlier rows (same dataset and ``ap``) whose runs are the distillation teachers.
@@ -58,6 +61,7 @@ class BeyondConfig:
     hidden: int = 64
     layers: int = 1
     dropout: float = 0.0
+    power: int = 1
     ap: str = "all"
     p_drop: float = 0.0
     offset_db: float = 0.0
@@ -86,7 +90,9 @@ class BeyondConfig:
             raise TinyLocError(f"--alpha {self.alpha!r}: must be in [0, 1]")
         if not float(self.temperature) > 0:
             raise TinyLocError(f"--temperature {self.temperature!r}: must be > 0")
-        for name in ("hidden", "layers", "epochs", "patience", "batch_size"):
+        if isinstance(self.power, int) and self.power > 4:
+            raise TinyLocError(f"--power {self.power!r}: at most 4 (x**k of a [0, 1] int8 input loses the weak readings)")
+        for name in ("hidden", "layers", "epochs", "patience", "batch_size", "power"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise TinyLocError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
@@ -100,6 +106,8 @@ class BeyondConfig:
     def technique(self) -> str:
         """A short human label of the levers this row uses."""
         parts = [f"AP {self.ap}"]
+        if self.power > 1:
+            parts.append(f"powed x^{self.power}")
         if self.augment().active:
             parts.append(f"aug(drop {self.p_drop:g}, offset ±{self.offset_db:g} dB"
                          + (f", noise {self.noise_db:g} dB" if self.noise_db else "") + ")")
@@ -112,6 +120,8 @@ class BeyondConfig:
 
 # The ablation, in dependency order (teachers before their students). Fixed a priori, not tuned on the test set.
 _AUG = dict(p_drop=0.2, offset_db=8.0, dropout=0.2)
+_POW = dict(ap="heard:0.01", power=3)
+_POW_TEACHERS = ("pow3-teacher-h256l2-s0", "pow3-teacher-h256l2-s1")
 ROWS: dict[str, dict[str, Any]] = {
     "plain-h16": dict(hidden=16, layers=1, ap="all"),
     "plain-h64": dict(hidden=64, layers=1, ap="all"),
@@ -127,6 +137,15 @@ ROWS: dict[str, dict[str, Any]] = {
     "kd-h64": dict(hidden=64, layers=1, ap="heard:0.01", teachers=("teacher-h256l2-s0", "teacher-h256l2-s1")),
     "kd-aug-h64": dict(hidden=64, layers=1, ap="heard:0.01", teachers=("teacher-h256l2-s0", "teacher-h256l2-s1"),
                        **_AUG),
+    "pow3-h64": dict(hidden=64, layers=1, **_POW),
+    "pow3-aug-h16": dict(hidden=16, layers=1, **_POW, **_AUG),
+    "pow3-aug-h32": dict(hidden=32, layers=1, **_POW, **_AUG),
+    "pow3-aug-h64": dict(hidden=64, layers=1, **_POW, **_AUG),
+    "pow3-aug-h128": dict(hidden=128, layers=1, **_POW, **_AUG),
+    "pow3-aug-h128l2": dict(hidden=128, layers=2, **_POW, **_AUG),
+    "pow3-teacher-h256l2-s0": dict(hidden=256, layers=2, seed=0, p_drop=0.2, offset_db=8.0, dropout=0.3, **_POW),
+    "pow3-teacher-h256l2-s1": dict(hidden=256, layers=2, seed=1, p_drop=0.2, offset_db=8.0, dropout=0.3, **_POW),
+    "pow3-kd-aug-h64": dict(hidden=64, layers=1, teachers=_POW_TEACHERS, **_POW, **_AUG),
 }
 
 
@@ -138,8 +157,11 @@ def row_config(dataset: str, name: str, **overrides) -> BeyondConfig:
 
 
 # ---------------------------------------------------------------------------------------------- models
-def build_emitter(input_shape, n_classes: int, hidden: int, layers: int, dropout: float = 0.0):
-    """``(B,T,F) -> [Dense(H)+ReLU+Dropout] x L -> Dense(C) -> (B,T,C)``; dropout is identity at inference.
+def build_emitter(input_shape, n_classes: int, hidden: int, layers: int, dropout: float = 0.0, power: int = 1):
+    """``(B,T,F) -> x**power -> [Dense(H)+ReLU+Dropout] x L -> Dense(C) -> (B,T,C)``; dropout = identity at inference.
+
+    ``x**power`` is ``power - 1`` ``Multiply`` layers (int8 MUL in TFLM), so the device still feeds the min-max scaled
+    input of ``model_settings.h``.
 
     Layer names match :func:`keras_tinyloc.models.build_mlp_emitter` (``dense_i``, ``emissions``); only built-in
     Keras layers, so the run loads with ``train.load_run`` like any ``mlp`` run.
@@ -148,6 +170,8 @@ def build_emitter(input_shape, n_classes: int, hidden: int, layers: int, dropout
 
     inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
     h = inputs
+    for k in range(2, int(power) + 1):
+        h = keras.layers.Multiply(name=f"pow_{k}")([h, inputs])
     for i in range(layers):
         h = keras.layers.Dense(hidden, activation="relu", name=f"dense_{i}")(h)
         if dropout:
@@ -258,7 +282,7 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
             raise TinyLocError(f"{tdir}: teacher reads other APs than row {cfg.name!r} ({cfg.ap})")
         teachers.append(tagger_t)
     keras.utils.set_random_seed(cfg.seed)
-    tagger = CRFTagger(build_emitter(ds.input_shape, ds.n_classes, cfg.hidden, cfg.layers, cfg.dropout),
+    tagger = CRFTagger(build_emitter(ds.input_shape, ds.n_classes, cfg.hidden, cfg.layers, cfg.dropout, cfg.power),
                        name=f"mlp_h{cfg.hidden}l{cfg.layers}_crf")
     trainer = make_trainer(tagger, inverse_span(ds.scaling.low, ds.scaling.high), cfg.augment(), teachers,
                            cfg.alpha, cfg.temperature, cfg.seed)
@@ -325,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--power", type=int, default=1, help="powed input x**k (k-1 int8 MULs), default 1")
     p.add_argument("--ap", default="all", help="all, heard:P or mi:K")
     p.add_argument("--p-drop", type=float, default=0.0)
     p.add_argument("--offset-db", type=float, default=0.0)
@@ -350,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_rows(a.dataset, None if a.all else [a.row], log=log, data_dir=a.data_dir, **common)
     else:
         cfg = BeyondConfig(dataset=a.dataset, name=a.name, hidden=a.hidden, layers=a.layers, dropout=a.dropout,
+                           power=a.power,
                            ap=a.ap, p_drop=a.p_drop, offset_db=a.offset_db, noise_db=a.noise_db,
                            teachers=tuple(a.teachers), alpha=a.alpha, temperature=a.temperature, seed=a.seed,
                            **common)

@@ -135,3 +135,15 @@ def test_config_errors_and_cli():
     rows = [dict(name=n, val_f1=v, params=p, within_budget=b) for n, v, p, b in
             (("a", 0.9, 10, True), ("b", 0.95, 20, False), ("c", 0.9, 5, True))]
     assert beyond.best_row(rows)["name"] == "c"
+
+
+def test_powed_emitter_is_dense_of_x_cubed():
+    x = np.random.default_rng(0).random((5, 1, F)).astype(np.float32)
+    powed = beyond.build_emitter((1, F), C, hidden=4, layers=2, dropout=0.3, power=3)
+    plain = beyond.build_emitter((1, F), C, hidden=4, layers=2, dropout=0.3, power=1)
+    plain.set_weights(powed.get_weights())
+    np.testing.assert_allclose(powed.predict(x, verbose=0), plain.predict(x ** 3, verbose=0), rtol=1e-5, atol=1e-6)
+    assert [layer.name for layer in powed.layers if layer.name.startswith("pow_")] == ["pow_2", "pow_3"]
+    with pytest.raises(TinyLocError, match="power"):
+        beyond.BeyondConfig(dataset="uji", power=5).validate()
+    assert "powed x^3" in beyond.row_config("uji", "pow3-aug-h64").technique()
