@@ -36,8 +36,9 @@ class Int8LayerNorm(keras.layers.Layer):
       tokens below it are clipped (LayerNorm alone at T=1: max error 0.56 vs 0.12-0.13 for the other two, on
       outputs with scale 0.017).
 
-    Measured on trained MDCSA emitters (TFLM host arena, H16L1 / H8L1 / H16L3): textbook 19,744 / 18,096 /
-    51,872 B, range_safe 22,624 / 21,216 / 59,104 B; l2norm in the module docstring of ``models.mdcsa``.
+    Measured on trained MDCSA emitters (TFLM host arena, H16L1 / H8L1 / H16L3): l2norm 17,888 / 13,344 / 41,312 B,
+    textbook 19,744 / 18,096 / 51,872 B, range_safe 22,624 / 21,216 / 59,104 B; int8 F1 within 0.15 (l2norm) /
+    0.45 (others) point of float (table in the ``models.mdcsa`` docstring).
 
     Why not ``keras.layers.LayerNormalization``: its graph contains a NEG that the int8 converter leaves as a float
     island wrapped in DEQUANTIZE/QUANTIZE (measured: ``FULLY_CONNECTED, MEAN, DEQUANTIZE, NEG, QUANTIZE,

@@ -50,24 +50,25 @@ House A H16L3                     --   29,468    ref code builds 38,876, of whic
 
 int8 / TFLM (full-int8 PTQ, ``TFLITE_BUILTINS_INT8``): every op of the converted graph is int8 and in TFLM's
 kernel set -- FULLY_CONNECTED, CONV_2D (+PAD/RESHAPE for the causal convolutions), TANH, LOGISTIC, BATCH_MATMUL,
-SOFTMAX, MUL, ADD, SUB, DIV, MEAN, ABS, REDUCE_MAX, RSQRT, RESHAPE/CONCATENATION (L >= 2). LayerNorm is
-``layers.Int8LayerNorm`` (no NEG island; range-safe for int8) and ELU is ``layers.Int8ELU`` (the ELU builtin stays
-float after int8 quantization). No masks (-1e4 masks ruin int8 attention), no EXP/LOG/SQRT/GELU/NEG/SQUARE/WHILE.
-Dropout is the identity at inference and leaves no op. Convert a fixed-batch clone (``convert.fixed_batch``):
-a ``None`` batch leaves SHAPE/GATHER/REDUCE_PROD ops that TFLM cannot run.
+SOFTMAX, MUL, ADD, SUB, DIV, L2_NORMALIZATION, RESHAPE/CONCATENATION (L >= 2). LayerNorm is
+``layers.Int8LayerNorm`` (no NEG island; one fused L2_NORMALIZATION) and ELU is ``layers.Int8ELU`` (the ELU
+builtin stays float after int8 quantization). No masks (-1e4 masks ruin int8 attention), no
+EXP/LOG/SQRT/GELU/NEG/SQUARE/WHILE. Dropout is the identity at inference and leaves no op. Convert a fixed-batch
+clone (``convert.fixed_batch``): a ``None`` batch leaves SHAPE/GATHER/REDUCE_PROD ops that TFLM cannot run.
 
 Measured (trained with ``python -m keras_tinyloc train`` for 20-30 epochs on the simulated House A, T=20, F=8, C=4,
 and on UJIIndoorLoc 59 zones, T=1; 200 training windows for calibration; host TFLM wheel; minimal arena by
-bisection, an upper bound for a Cortex-M build; macro-F1 on the test windows, float -> int8 in TFLM):
+bisection, an upper bound for a Cortex-M build; macro-F1 on the test windows, float -> int8 run in TFLM), with the
+default ``norm="l2norm"`` and, for comparison, the same weights with the other two LayerNorm graphs:
 
-==========  =====  ==========  ============  ===========================  ===================================
-model       ops    flatbuffer  arena         F1 float -> int8 (TFLM)      ``range_safe_norm=False``
-==========  =====  ==========  ============  ===========================  ===================================
-H16L1       68     32,088 B    22,624 B      71.35 -> 71.30               56 ops, 19,744 B, 71.35 -> 71.35
-H8L1        68     23,256 B    21,216 B      70.62 -> 70.57               56 ops, 18,096 B, 70.62 -> 70.57
-H16L3       184    94,800 B    59,104 B      72.80 -> 72.93               156 ops, 51,872 B, 72.80 -> 72.93
-UJI H16L1   70     42,024 B    22,768 B      76.14 -> 75.70               58 ops, 19,648 B, 76.14 -> 75.70
-==========  =====  ==========  ============  ===========================  ===================================
+==========  ====  ==========  ========  ==============  =====================  =====================
+model       ops   flatbuffer  arena     F1 float->int8  "range_safe" arena/F1  "textbook" arena/F1
+==========  ====  ==========  ========  ==============  =====================  =====================
+H16L1        41   27,736 B    17,888 B  71.35 -> 71.24  22,624 B / 71.30       19,744 B / 71.35
+H8L1         41   18,616 B    13,344 B  70.62 -> 70.60  21,216 B / 70.57       18,096 B / 70.57
+H16L3       121   84,328 B    41,312 B  72.80 -> 72.67  59,104 B / 72.93       51,872 B / 72.93
+UJI H16L1    43   37,672 B    15,088 B  76.14 -> 76.13  22,768 B / 75.70       19,648 B / 75.70
+==========  ====  ==========  ========  ==============  =====================  =====================
 """
 from __future__ import annotations
 
