@@ -33,6 +33,8 @@ from keras_tinyloc.augment import AugmentConfig
 from keras_tinyloc.errors import TinyLocError, cli_errors
 
 DATASETS = ("uji", "uji-zones")
+VALIDATIONS = ("random", "phones")
+HOLDOUT_SHARE = 0.2
 ARENA_BUDGET = 20 * 1024  # CC2650 class: 20 KiB RAM
 FLASH_BUDGET = 128 * 1024  # and 128 KiB flash
 
@@ -53,6 +55,9 @@ class BeyondConfig:
         teachers: names of earlier rows (same dataset and ``ap``) whose runs are the distillation teachers.
         alpha, temperature: distillation weights (used only with ``teachers``).
         epochs, patience, batch_size, lr, seed: training (early stopping on validation macro-F1).
+        validation: ``random`` = the loader's validation split (25 % of trainingData, same phones as training);
+            ``phones`` = :func:`phone_holdout` (validation = whole phones unseen in training, like the test set;
+            used to choose a recipe, RUN_DIR ``<name>@phones``).
         out: root directory of the runs.  overwrite: replace existing runs.
     """
 
@@ -74,6 +79,7 @@ class BeyondConfig:
     batch_size: int = 128
     lr: float = 3e-3
     seed: int = 0
+    validation: str = "random"
     out: str = "runs/beyond"
     overwrite: bool = False
 
@@ -83,6 +89,8 @@ class BeyondConfig:
         if self.dataset not in DATASETS:
             raise TinyLocError(f"dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
         apselect.parse_spec(self.ap)
+        if self.validation not in VALIDATIONS:
+            raise TinyLocError(f"--validation {self.validation!r}: choose from {', '.join(VALIDATIONS)}")
         self.augment()
         if not 0.0 <= float(self.dropout) < 1.0:
             raise TinyLocError(f"--dropout {self.dropout!r}: must be in [0, 1)")
@@ -101,7 +109,8 @@ class BeyondConfig:
         return AugmentConfig(p_drop=self.p_drop, offset_db=self.offset_db, noise_db=self.noise_db)
 
     def run_dir(self) -> Path:
-        return Path(self.out) / self.dataset / self.name
+        suffix = "" if self.validation == "random" else f"@{self.validation}"
+        return Path(self.out) / self.dataset / f"{self.name}{suffix}"
 
     def technique(self) -> str:
         """A short human label of the levers this row uses."""
@@ -146,7 +155,15 @@ ROWS: dict[str, dict[str, Any]] = {
     "pow3-teacher-h256l2-s0": dict(hidden=256, layers=2, seed=0, p_drop=0.2, offset_db=8.0, dropout=0.3, **_POW),
     "pow3-teacher-h256l2-s1": dict(hidden=256, layers=2, seed=1, p_drop=0.2, offset_db=8.0, dropout=0.3, **_POW),
     "pow3-kd-aug-h64": dict(hidden=64, layers=1, teachers=_POW_TEACHERS, **_POW, **_AUG),
+    # seed spread of the plain baseline and of the robust recipe
+    "plain-h64-s1": dict(hidden=64, layers=1, ap="all", seed=1),
+    "plain-h64-s2": dict(hidden=64, layers=1, ap="all", seed=2),
+    "pow3-aug-h64-s1": dict(hidden=64, layers=1, seed=1, **_POW, **_AUG),
+    "pow3-aug-h64-s2": dict(hidden=64, layers=1, seed=2, **_POW, **_AUG),
 }
+# Recipes compared on held-out phones (validation="phones") to choose one without the test set.
+RECIPES = ("plain-h64", "ap-heard-h64", "aug-h64", "aug-noise-h64", "pow3-h64", "pow3-aug-h16", "pow3-aug-h64",
+           "pow3-aug-h128")
 
 
 def row_config(dataset: str, name: str, **overrides) -> BeyondConfig:
@@ -236,6 +253,65 @@ def make_trainer(tagger, inv_span, augment: AugmentConfig, teachers=(), alpha: f
     return RobustTrainer()
 
 
+# ---------------------------------------------------------------------------------------------- validation
+def phone_holdout(ds, data_dir=None, share: float = HOLDOUT_SHARE):
+    """Re-split UJIIndoorLoc's trainingData so that validation = whole phones never seen in training.
+
+    The test set (validationData) is mostly phones absent from trainingData, so the loader's random 75/25 split
+    (same phones on both sides) cannot see the shift that costs most of the test error. Rule: pool the loader's
+    train and validation rows; walk the phones in ascending PHONEID and hold a phone out if every building-floor it
+    visited is still covered by the phones kept, until the held-out rows are at least ``share`` of the pool
+    (the real data: phones 1, 3, 6, 7 = 4,096 of 19,937 rows). The test split and the scaling are unchanged
+    (the scaling was fit on the loader's training split, which includes some held-out rows: min/max only).
+
+    Args:
+        ds: the loader's ``uji`` or ``uji-zones`` dataset (all APs).
+    Returns:
+        A :class:`~keras_tinyloc.data.base.WindowDataset` with the new train/val split, ``meta["holdout_phones"]``.
+    Raises:
+        TinyLocError if the loader's split cannot be reproduced row for row from the source CSVs.
+    """
+    import io
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    from keras_tinyloc.data import uji
+
+    src = uji.find_source(data_dir)
+    tables = uji._load_tables(src, src.md5())  # the parsed RSSI, shared with the loader (its cache)
+    raw = src.read_bytes()[uji.TRAIN_CSV]
+    meta_cols = pd.read_csv(io.BytesIO(raw[1]), usecols=["BUILDINGID", "FLOOR", "PHONEID"], skipinitialspace=True)
+    bf_pairs = list(zip(meta_cols.BUILDINGID.astype(int), meta_cols.FLOOR.astype(int)))
+    index = {p: i for i, p in enumerate(sorted(set(bf_pairs)))}
+    bf = np.array([index[p] for p in bf_pairs])
+    strat = bf if np.bincount(bf).min() >= 2 else None
+    i_tr, i_va = train_test_split(np.arange(len(bf)), test_size=0.25, random_state=int(ds.meta.get("seed", 0)),
+                                  stratify=strat)
+    i_tr, i_va = np.sort(i_tr), np.sort(i_va)
+    rssi = tables["train_rssi"]
+    filled = np.where(rssi == uji.NOT_DETECTED, ds.fill_value, rssi).astype(np.float32)
+    if len(i_tr) != len(ds.x_train) or not np.array_equal(ds.scaling.transform(filled[i_tr]), ds.x_train[:, 0, :]):
+        raise TinyLocError(f"{raw[0]}: cannot reproduce the loader's train/validation split (seed "
+                           f"{ds.meta.get('seed')}): phone hold-out needs the same rows")
+    order = np.concatenate([i_tr, i_va])
+    phone = meta_cols.PHONEID.to_numpy()[order]
+    rows_bf = bf[order]
+    x = np.concatenate([ds.x_train, ds.x_val])
+    y = np.concatenate([ds.y_train, ds.y_val])
+    held: list[int] = []
+    for p in sorted(set(phone.tolist())):
+        if (np.isin(phone, held)).sum() >= share * len(phone):
+            break
+        kept = ~np.isin(phone, held + [p])
+        if set(rows_bf[phone == p].tolist()) <= set(rows_bf[kept].tolist()):
+            held.append(int(p))
+    val = np.isin(phone, held)
+    return dataclasses.replace(ds, x_train=x[~val], y_train=y[~val], x_val=x[val], y_val=y[val],
+                               meta={**ds.meta, "holdout_phones": held, "validation": "phones"})
+
+
 # ---------------------------------------------------------------------------------------------- one row
 def load_selected(dataset: str, ap: str, data_dir=None, base=None):
     """``(dataset with the selected APs, feature names)``; ``base`` = the full dataset if already loaded."""
@@ -266,6 +342,10 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
     run_dir = cfg.run_dir()
     if (run_dir / "row.json").is_file() and not cfg.overwrite:
         return json.loads((run_dir / "row.json").read_text())
+    if cfg.validation == "phones" and (base is None or base.meta.get("validation") != "phones"):
+        from keras_tinyloc.data.registry import load_dataset
+
+        base = phone_holdout(base if base is not None else load_dataset(cfg.dataset, data_dir), data_dir)
     ds, names = load_selected(cfg.dataset, cfg.ap, data_dir, base)
     check_labels(ds)
     opts = {} if cfg.ap == "all" else {"features": names}
@@ -276,7 +356,7 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
     tcfg.validate()
     teachers = []
     for t in cfg.teachers:
-        tdir = Path(cfg.out) / cfg.dataset / t
+        tdir = dataclasses.replace(cfg, name=t).run_dir()
         tagger_t, tconf, _ = load_run(tdir)
         if list(tconf.get("feature_names", [])) != list(ds.feature_names):
             raise TinyLocError(f"{tdir}: teacher reads other APs than row {cfg.name!r} ({cfg.ap})")
@@ -308,13 +388,14 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
         "within_budget": bool(rep["arena_bytes"] <= ARENA_BUDGET and rep["flatbuffer_bytes"] <= FLASH_BUDGET),
         "tflm_same_prediction_as_litert": rep["tflm_matches_litert"]["share_same_window_prediction"],
         "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
+        "validation": cfg.validation, "holdout_phones": ds.meta.get("holdout_phones"),
         "seconds": round(time.perf_counter() - t0, 1), "run_dir": str(run_dir),
         "config": dataclasses.asdict(cfg),
     }
     if not np.isclose(row["test_f1_float"], metrics["test_f1"], atol=1e-6):
         row["note"] = f"Keras decode test F1 {metrics['test_f1']:.4f} differs from convert's float F1"
     paths.atomic_write_json(run_dir / "row.json", row)
-    log(f"{cfg.dataset} {cfg.name}: val F1 {row['val_f1']:.4f}, test F1 float {row['test_f1_float']:.4f} -> int8 "
+    log(f"{cfg.dataset} {run_dir.name}: val F1 {row['val_f1']:.4f}, test F1 float {row['test_f1_float']:.4f} -> int8 "
         f"(TFLM) {row['test_f1_int8']:.4f}, acc {row['test_acc_int8']:.4f}, arena {row['arena_bytes']} B, "
         f"flatbuffer {row['flatbuffer_bytes']} B, {row['seconds']} s")
     return row
@@ -325,10 +406,12 @@ def run_rows(dataset: str, names=None, log: Callable[[str], None] = print, **ove
     from keras_tinyloc.data.registry import load_dataset
 
     names = list(ROWS) if names is None else list(names)
-    base = load_dataset(dataset, overrides.get("data_dir"))
+    data_dir = overrides.get("data_dir")
+    base = load_dataset(dataset, data_dir)
+    if overrides.get("validation") == "phones":
+        base = phone_holdout(base, data_dir)  # run_row sees meta["validation"] and does not re-split
     kw = {k: v for k, v in overrides.items() if k != "data_dir"}
-    return [run_row(row_config(dataset, n, **kw), base=base, data_dir=overrides.get("data_dir"), log=log)
-            for n in names]
+    return [run_row(row_config(dataset, n, **kw), base=base, data_dir=data_dir, log=log) for n in names]
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -360,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--validation", choices=VALIDATIONS, default="random",
+                   help="random (the loader's split) or phones (validation = held-out phones)")
     p.add_argument("--out", default="runs/beyond")
     p.add_argument("--data-dir")
     p.add_argument("--overwrite", action="store_true")
@@ -370,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     log = lambda line: print(line, flush=True)  # noqa: E731
-    common = dict(out=a.out, overwrite=a.overwrite, epochs=a.epochs, patience=a.patience)
+    common = dict(out=a.out, overwrite=a.overwrite, epochs=a.epochs, patience=a.patience, validation=a.validation)
     if a.all or a.row:
         rows = run_rows(a.dataset, None if a.all else [a.row], log=log, data_dir=a.data_dir, **common)
     else:

@@ -147,3 +147,40 @@ def test_powed_emitter_is_dense_of_x_cubed():
     with pytest.raises(TinyLocError, match="power"):
         beyond.BeyondConfig(dataset="uji", power=5).validate()
     assert "powed x^3" in beyond.row_config("uji", "pow3-aug-h64").technique()
+
+
+def test_phone_holdout_holds_out_whole_phones(tmp_path, monkeypatch):
+    """Synthetic CSVs: every row's RSSI encodes its row number, so each validation row maps back to its phone."""
+    from keras_tinyloc.data.registry import load_dataset
+
+    monkeypatch.setenv("KERAS_TINYLOC_CACHE", str(tmp_path / "cache"))
+    header = ["WAP001", "WAP002", "WAP003", "LONGITUDE", "LATITUDE", "FLOOR", "BUILDINGID", "SPACEID",
+              "RELATIVEPOSITION", "USERID", "PHONEID", "TIMESTAMP"]
+    # (building, floor) visited by each phone; phone 2 is the only one on floor (0, 1): it must stay in training
+    visits = {1: [(0, 0)], 2: [(0, 1), (0, 0)], 3: [(0, 0), (1, 0)], 4: [(1, 0)], 5: [(1, 0), (0, 0)]}
+    rows, n = [], 0
+    for phone, bfs in visits.items():
+        for b, f in bfs:
+            for _ in range(12):
+                rows.append([-(30 + n % 60), -(30 + n // 60), 100, 10.0 * b + n % 3, 5.0 * f, f, b, 0, 0, 1, phone, 0])
+                n += 1
+    test = [r[:10] + [9, 0] for r in rows[::10]]
+    d = tmp_path / "raw"
+    d.mkdir()
+    for name, rr in (("trainingData.csv", rows), ("validationData.csv", test)):
+        (d / name).write_text(",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rr))
+    ds = load_dataset("uji", d)
+    ho = beyond.phone_holdout(ds, d, share=0.3)
+    phone_of = {(r[0], r[1]): r[10] for r in rows}
+
+    def phones(x):
+        raw = np.round(x[:, 0, :2] * (ds.scaling.high[:2] - ds.scaling.low[:2]) + ds.scaling.low[:2]).astype(int)
+        return np.array([phone_of[(a, b)] for a, b in raw])
+
+    held = ho.meta["holdout_phones"]
+    assert 2 not in held and held  # the phone with an exclusive building-floor stays in training
+    assert set(phones(ho.x_val)) == set(held) and not set(phones(ho.x_train)) & set(held)
+    assert len(ho.x_val) >= 0.3 * len(rows) and len(ho.x_train) + len(ho.x_val) == len(rows)
+    assert set(ho.y_val[:, 0]) <= set(ho.y_train[:, 0])
+    np.testing.assert_array_equal(ho.x_test, ds.x_test)
+    assert held == [1, 3]  # ascending phones, each kept only if its floors stay covered, until >= 30 % of rows
