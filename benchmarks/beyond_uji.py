@@ -97,6 +97,24 @@ def recipe_table(dataset: str, rows: list[dict], phone_rows: list[dict]) -> list
     return out
 
 
+def errors_section(rows: list[dict]) -> list[str]:
+    """Where the int8 test errors of a few rows are (wrong building / floor / adjacent zone)."""
+    from keras_tinyloc.beyond import run_breakdown
+
+    out = ["### Where the errors are (int8 TFLM predictions on the test set)", "",
+           "| row | test errors | wrong building | wrong floor (right building) | right floor, other zone | "
+           "… of which the 2nd-nearest zone | median margin m | median zone spacing m |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b = run_breakdown(r["run_dir"])
+        out.append(f"| {r['name']} | {b['errors']} / {b['n']} | {b['wrong_building']} | {b['wrong_floor']} | "
+                   f"{b.get('wrong_zone_same_floor', '–')} | {b.get('second_nearest_zone', '–')} | "
+                   + (f"{b['median_margin_m']:.1f} | {b['median_zone_spacing_m']:.1f} |"
+                      if b.get("median_margin_m") is not None else "– | – |"))
+        r["error_breakdown"] = b
+    return out + [""]
+
+
 def main(argv=None) -> int:
     from keras_tinyloc import beyond
     from keras_tinyloc.paths import atomic_write_json, atomic_write_text
@@ -124,12 +142,14 @@ def main(argv=None) -> int:
         else:
             results[ds] = beyond.run_rows(ds, a.rows, out=a.out, overwrite=a.overwrite)
             phones[ds] = beyond.run_rows(ds, a.recipes, out=a.out, overwrite=a.overwrite, validation="phones")
-    atomic_write_json(Path(a.results + ".json"), {"rows": results, "phone_validation_rows": phones,
-                                                   "command": " ".join(sys.argv)})
     md = [HEADER]
     for ds, rows in results.items():
+        picks = [r for r in rows if r["name"] in ("plain-h64", "aug-h64", "pow3-aug-h64")]
         md += [f"## `{ds}`", "", *summary(ds, rows), "", *recipe_table(ds, rows, phones.get(ds, [])),
+               *errors_section(picks),
                "### Ablation (every row; validation = the loader's random split)", "", *table(rows), ""]
+    atomic_write_json(Path(a.results + ".json"), {"rows": results, "phone_validation_rows": phones,
+                                                   "command": " ".join(sys.argv)})
     atomic_write_text(Path(a.results + ".md"), "\n".join(md))
     print("\n".join(md))
     return 0

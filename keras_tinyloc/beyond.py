@@ -420,6 +420,86 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(ok, key=lambda r: (r["val_f1"], -r["params"])) if ok else None
 
 
+# ---------------------------------------------------------------------------------------------- error analysis
+def breakdown(y_true, y_pred, class_names, positions=None, centres=None) -> dict[str, Any]:
+    """Where the errors are: wrong building, wrong floor, or (zones) the right floor but another zone.
+
+    Args:
+        y_true, y_pred: ``(B,)`` class indices; class names ``B<b>-F<f>`` or ``B<b>-F<f>-Z<zz>``.
+        positions: ``(B, 2)`` true (LONGITUDE, LATITUDE) in metres; centres: ``{"B0-F0": [[lon, lat], ...]}``
+            (the zone model), both only for zones.
+    Returns:
+        counts ``n``, ``errors``, ``wrong_building``, ``wrong_floor`` (right building), and for zones
+        ``wrong_zone_same_floor``, ``second_nearest_zone`` (the predicted centre is the 2nd nearest to the true
+        position), ``median_margin_m`` (distance to the predicted centre minus distance to the true centre) and
+        ``median_zone_spacing_m`` (distance between each centre and its nearest neighbour on the same floor).
+    """
+    import numpy as np
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    names = [str(c) for c in class_names]
+    bf_of = [n[:5] for n in names]
+    wrong = y_true != y_pred
+    out: dict[str, Any] = {"n": int(len(y_true)), "errors": int(wrong.sum())}
+    wb = np.array([bf_of[t][:2] != bf_of[p][:2] for t, p in zip(y_true, y_pred)], bool)
+    wf = np.array([bf_of[t] != bf_of[p] for t, p in zip(y_true, y_pred)], bool) & ~wb
+    out.update(wrong_building=int(wb.sum()), wrong_floor=int(wf.sum()))
+    if positions is None or centres is None:
+        return out
+    same = wrong & ~wb & ~wf
+    out["wrong_zone_same_floor"] = int(same.sum())
+    cen = []
+    for n in names:
+        bf, z = n[:5], int(n.rsplit("Z", 1)[1])
+        cen.append(centres[bf][z])
+    cen = np.asarray(cen, np.float64)
+    second, margins = 0, []
+    for i in np.flatnonzero(same):
+        group = [j for j, b in enumerate(bf_of) if b == bf_of[y_true[i]]]
+        d = np.linalg.norm(cen[group] - positions[i], axis=1)
+        rank = int(np.argsort(np.argsort(d))[group.index(int(y_pred[i]))])
+        second += rank == 1
+        margins.append(d[group.index(int(y_pred[i]))] - d[group.index(int(y_true[i]))])
+    spacing = []
+    for bf in sorted(set(bf_of)):
+        c = cen[[j for j, b in enumerate(bf_of) if b == bf]]
+        if len(c) > 1:
+            dd = np.linalg.norm(c[:, None] - c[None], axis=-1) + np.eye(len(c)) * 1e12
+            spacing += dd.min(1).tolist()
+    out.update(second_nearest_zone=int(second),
+               median_margin_m=float(np.median(margins)) if margins else None,
+               median_zone_spacing_m=float(np.median(spacing)) if spacing else None)
+    return out
+
+
+def run_breakdown(run_dir, data_dir=None) -> dict[str, Any]:
+    """:func:`breakdown` of a row's **int8 TFLM** test predictions (re-run from its ``tflite-int8/model.tflite``)."""
+    import numpy as np
+
+    from keras_tinyloc import tflm
+    from keras_tinyloc.convert import decode_metrics, load_run_dataset
+    from keras_tinyloc.data import uji
+    from keras_tinyloc.quantize import dequantize, quantize
+    from keras_tinyloc.tflite_inspect import inspect_tflite
+    from keras_tinyloc.train import load_run
+
+    run_dir = Path(run_dir)
+    _, config, _ = load_run(run_dir)
+    ds = load_run_dataset(config, data_dir)
+    buf = (run_dir / "tflite-int8" / "model.tflite").read_bytes()
+    rep = json.loads((run_dir / "tflite-int8" / "report.json").read_text())
+    info = inspect_tflite(buf)
+    q, _ = tflm.run_tflm(buf, quantize(ds.x_test, info.input().scale, info.input().zero_point), rep["arena_bytes"])
+    _, pred = decode_metrics(dequantize(q, info.output().scale, info.output().zero_point), ds.y_test, config["crf"])
+    positions = centres = None
+    if config["dataset"] == "uji-zones":
+        src = uji.find_source(data_dir or config.get("data_dir"))
+        t = uji._load_tables(src, src.md5())
+        positions = np.stack([t["test_lon"], t["test_lat"]], 1)
+        centres = json.loads(Path(ds.meta["zone_model"]).read_text())["centres"]
+    return breakdown(ds.y_test[:, -1], pred[:, -1], ds.class_names, positions, centres)
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m keras_tinyloc.beyond",

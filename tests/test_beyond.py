@@ -184,3 +184,17 @@ def test_phone_holdout_holds_out_whole_phones(tmp_path, monkeypatch):
     assert set(ho.y_val[:, 0]) <= set(ho.y_train[:, 0])
     np.testing.assert_array_equal(ho.x_test, ds.x_test)
     assert held == [1, 3]  # ascending phones, each kept only if its floors stay covered, until >= 30 % of rows
+
+
+def test_breakdown_counts_by_hand():
+    names = ["B0-F0-Z00", "B0-F0-Z01", "B0-F0-Z02", "B0-F1-Z00", "B1-F0-Z00"]
+    centres = {"B0-F0": [[0.0, 0.0], [10.0, 0.0], [30.0, 0.0]], "B0-F1": [[0.0, 0.0]], "B1-F0": [[500.0, 0.0]]}
+    y_true = np.array([0, 0, 0, 1, 2, 0])
+    y_pred = np.array([0, 1, 2, 3, 4, 0])
+    pos = np.array([[1.0, 0], [4.0, 0], [2.0, 0], [9.0, 0], [29.0, 0], [0.0, 0]])
+    out = beyond.breakdown(y_true, y_pred, names, pos, centres)
+    # errors: (0->1) same floor, 2nd nearest, margin |4-10|-4 = 2; (0->2) same floor, 3rd nearest, margin 28-2 = 26;
+    # (1->3) wrong floor; (2->4) wrong building
+    assert out == {"n": 6, "errors": 4, "wrong_building": 1, "wrong_floor": 1, "wrong_zone_same_floor": 2,
+                   "second_nearest_zone": 1, "median_margin_m": 14.0, "median_zone_spacing_m": 10.0}
+    assert beyond.breakdown(y_true, y_pred, names) == {"n": 6, "errors": 4, "wrong_building": 1, "wrong_floor": 1}
