@@ -129,6 +129,7 @@ class BeyondConfig:
 
 # The ablation, in dependency order (teachers before their students). Fixed a priori, not tuned on the test set.
 _AUG = dict(p_drop=0.2, offset_db=8.0, dropout=0.2)
+_AUG2 = dict(p_drop=0.3, offset_db=12.0, dropout=0.3)
 _POW = dict(ap="heard:0.01", power=3)
 _POW_TEACHERS = ("pow3-teacher-h256l2-s0", "pow3-teacher-h256l2-s1")
 ROWS: dict[str, dict[str, Any]] = {
@@ -155,6 +156,11 @@ ROWS: dict[str, dict[str, Any]] = {
     "pow3-teacher-h256l2-s0": dict(hidden=256, layers=2, seed=0, p_drop=0.2, offset_db=8.0, dropout=0.3, **_POW),
     "pow3-teacher-h256l2-s1": dict(hidden=256, layers=2, seed=1, p_drop=0.2, offset_db=8.0, dropout=0.3, **_POW),
     "pow3-kd-aug-h64": dict(hidden=64, layers=1, teachers=_POW_TEACHERS, **_POW, **_AUG),
+    # stronger augmentation and other powers (chosen between on held-out phones, RECIPES)
+    "pow2-aug-h64": dict(hidden=64, layers=1, **{**_POW, "power": 2}, **_AUG),
+    "pow4-aug-h64": dict(hidden=64, layers=1, **{**_POW, "power": 4}, **_AUG),
+    "pow3-aug2-h64": dict(hidden=64, layers=1, **_POW, **_AUG2),
+    "pow3-aug2-h128": dict(hidden=128, layers=1, **_POW, **_AUG2),
     # seed spread of the plain baseline and of the robust recipe
     "plain-h64-s1": dict(hidden=64, layers=1, ap="all", seed=1),
     "plain-h64-s2": dict(hidden=64, layers=1, ap="all", seed=2),
@@ -163,7 +169,7 @@ ROWS: dict[str, dict[str, Any]] = {
 }
 # Recipes compared on held-out phones (validation="phones") to choose one without the test set.
 RECIPES = ("plain-h64", "ap-heard-h64", "aug-h64", "aug-noise-h64", "pow3-h64", "pow3-aug-h16", "pow3-aug-h64",
-           "pow3-aug-h128")
+           "pow3-aug-h128", "pow2-aug-h64", "pow4-aug-h64", "pow3-aug2-h64", "pow3-aug2-h128")
 
 
 def row_config(dataset: str, name: str, **overrides) -> BeyondConfig:
