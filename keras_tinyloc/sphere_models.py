@@ -4,7 +4,7 @@ Used by ``benchmarks/sphere_models.py`` (issue 8, "Results"); everything here is
 :class:`~keras_tinyloc.data.base.WindowDataset` with ``x_*`` ``(B,T,F)`` in [0, 1] and ``y_*`` ``(B,T)`` (``-1`` =
 unlabelled step).
 
-**Training-set levers** (they change only ``x_train``/``y_train``; validation, test and the scaling are untouched, so a
+**Training-set levers** (except :func:`mask_features`, they change only ``x_train``/``y_train``; validation, test and the scaling are untouched, so a
 run trained on the result converts and deploys exactly like any other run):
 
 * :func:`absent_ap_augment` — *whole-AP drop-out*: extra copies of the training windows in which each access point
@@ -12,6 +12,8 @@ run trained on the result converts and deploys exactly like any other run):
   probability p. It imitates an AP that is not installed / switched off in a recording (in SPHERE, Study_AP is absent
   from 00001–00006 and Lounge_AP from 00006–00010, i.e. from the entire test set). ``train``'s own ``ap_dropout``
   drops single readings independently, which is a different perturbation (missed packets, not a missing AP).
+* :func:`mask_features` (changes every split, i.e. the deployed input) — silence chosen APs everywhere, e.g. keep
+  only the APs installed in every recording.
 * :func:`balance_oversample` — class-balanced sampling by replication: a window whose last step has class c is
   repeated ``min(max_factor, round((n_max / n_c) ** power))`` times (``power`` 0 = unchanged, 1 = fully balanced).
 
@@ -101,6 +103,27 @@ def absent_ap_augment(ds: WindowDataset, copies: int = 1, p: float = 0.3, seed: 
     note = {"absent_ap_augment": {"copies": int(copies), "p": float(p), "seed": int(seed),
                                   "features": [int(v) for v in feats]}}
     return _with_train(ds, np.concatenate(out_x), np.concatenate(out_y), note)
+
+
+def mask_features(ds: WindowDataset, features: Sequence[int]) -> WindowDataset:
+    """Silence APs in **every** split: ``x[:, :, f]`` = the scaled "not heard" floor for ``f`` in ``features``.
+
+    The model then uses only the other APs (input shape unchanged, so it converts and deploys as before; on the
+    device the masked inputs are constant). Used to keep only the APs installed in every recording (in SPHERE,
+    Kitchen_AP and Upstairs_AP). Returns a new WindowDataset; ``meta["masked_features"]`` lists the masked names.
+    """
+    feats = sorted({int(f) for f in features})
+    if not feats or feats[0] < 0 or feats[-1] >= ds.n_features:
+        raise TinyLocError(f"mask_features: features {feats} outside 0..{ds.n_features - 1}")
+    floor = scaled_floor(ds)
+    new = {}
+    for split in ("train", "val", "test"):
+        x = getattr(ds, f"x_{split}").copy()
+        x[:, :, feats] = floor[feats]
+        new[f"x_{split}"] = x
+    meta = dict(ds.meta)
+    meta["masked_features"] = [ds.feature_names[f] for f in feats]
+    return dataclasses.replace(ds, meta=meta, **new)
 
 
 def balance_factors(y_last: np.ndarray, n_classes: int, power: float = 0.5, max_factor: int = 20) -> np.ndarray:

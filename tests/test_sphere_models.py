@@ -150,3 +150,16 @@ def test_evaluate_int8_runs_val_and_test_through_tflm(tmp_path):
 def test_transition_windows():
     y = np.array([[1, 1, 1], [0, 1, 1], [-1, 2, 2], [2, -1, 2], [1, 2, -1]])
     np.testing.assert_array_equal(sm.transition_windows(y), [False, True, False, False, True])
+
+
+def test_mask_features_silences_every_split():
+    ds = make_ds()
+    m = sm.mask_features(ds, [2, 0])
+    for split in ("train", "val", "test"):
+        x, xm = getattr(ds, f"x_{split}"), getattr(m, f"x_{split}")
+        assert np.all(xm[:, :, [0, 2]] == 0.0)
+        np.testing.assert_array_equal(xm[:, :, 1], x[:, :, 1])
+        np.testing.assert_array_equal(getattr(m, f"y_{split}"), getattr(ds, f"y_{split}"))
+    assert m.meta["masked_features"] == ["ap0", "ap2"] and np.any(ds.x_train[:, :, 0] > 0)
+    with pytest.raises(TinyLocError, match="outside"):
+        sm.mask_features(ds, [5])
