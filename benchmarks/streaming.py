@@ -1,0 +1,238 @@
+"""Benchmark (issue 7, "Houses: a streaming Mamba"): the step model of a trained Mamba, full int8 in TFLM, against the
+windowed model and against a per-window int8 MLP. Writes docs/results/streaming.{json,md}.
+
+Per house (house-a..d, simulated) and Mamba configuration: train briefly (early stopping on validation F1), calibrate
+the state scales, build the step model (shared weights), check float stepping == windowed emissions, convert the step
+model to full int8 (representative states from float stepping over training windows), find its minimal TFLM arena
+(host x86-64 build) and run every test window step by step **through TFLM** from zero states (requantising the states
+between steps as the device does). Labels: CRF Viterbi on each window's dequantised emissions, last step (the
+project's window metric). Baseline: a per-window MLP (flattened window -> last-step label) in full int8 through TFLM.
+
+    .venv/bin/python benchmarks/streaming.py [--houses house-a house-b house-c house-d] [--epochs 40]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+CONFIGS = {"house-a": ((8, 1), (4, 1), (16, 1), (32, 1))}
+DEFAULT_CONFIGS = ((8, 1), (4, 1))
+MLP_HIDDEN = 32
+
+
+def train_mamba(ds, house, hidden, layers, epochs, cache):
+    from keras_tinyloc.train import TrainConfig, load_run, train
+
+    run_dir = cache / house / f"mamba_h{hidden}l{layers}"
+    if not (run_dir / "metrics.json").is_file():
+        train(TrainConfig(dataset=house, model="mamba", hidden=hidden, layers=layers, out=str(run_dir), epochs=epochs,
+                          patience=10, seed=0, overwrite=True, verbose=False), dataset=ds)
+    tagger, cfg, metrics = load_run(run_dir)
+    return tagger, cfg, metrics
+
+
+def eval_mamba(ds, tagger, cfg, n_float=64):
+    from keras_tinyloc import streaming as S
+    from keras_tinyloc import tflite_inspect, tflm
+    from keras_tinyloc.metrics import window_metrics
+    from keras_tinyloc.models.crf import viterbi_numpy
+    from keras_tinyloc.models.mamba import calibrate_state_scales
+    from keras_tinyloc.quantize import dequantize
+
+    crf = [np.asarray(cfg["crf"][k]) for k in ("transitions", "start", "end")]
+    em = tagger.emitter
+    calibrate_state_scales(em, ds.x_train)
+    step = S.build_step_model(em)
+    x_test = ds.x_test.astype(np.float32)
+    e_win = np.asarray(em.predict(x_test, batch_size=1024, verbose=0), np.float32)
+    e_step, _ = S.run_float(step, x_test[:n_float])
+    float_diff = float(np.abs(e_step - e_win[:n_float]).max())
+    t0 = time.perf_counter()
+    buf, io = S.convert_step_model(step, ds.x_train)
+    t_conv = time.perf_counter() - t0
+    summ = tflite_inspect.summary(tflite_inspect.inspect_tflite(buf))
+    arena = tflm.minimal_arena(buf)
+    stepper = S.Int8Stepper(buf, io, "tflm", arena.arena_bytes)
+    t0 = time.perf_counter()
+    q = stepper.run_windows(x_test)
+    t_run = time.perf_counter() - t0
+    e_q = dequantize(q, *stepper.emission_q())
+    p_win = viterbi_numpy(e_win, *crf)
+    p_q = viterbi_numpy(e_q, *crf)
+    lab = ds.y_test[:, -1] >= 0
+    # TFLM == LiteRT on a subset (bit-exact int8 outputs)
+    lite = S.Int8Stepper(buf, io, "litert").run_windows(x_test[:100])
+    # online decoders on the int8 emissions: fixed-lag Viterbi lag 0 (== last-step Viterbi), forward filtering
+    ov = S.OnlineViterbi(*crf, lag=0)
+    p_lag0 = np.array([ov.run(e)[-1] for e in e_q])
+    ff = S.ForwardFilter(crf[0], crf[1])
+    p_ff = np.array([ff.run(e)[-1] for e in e_q])
+    # fixed-lag D = 5 (1 s) on each window: label of step T-1-D vs the full-window Viterbi's at that step
+    d = 5
+    ov5 = S.OnlineViterbi(*crf, lag=d)
+    p_lag5 = []
+    for e in e_q:
+        ov5.reset()
+        out = [r for r in (ov5.push(v) for v in e) if r is not None]
+        p_lag5.append(out[-1][1])
+    lab_d = ds.y_test[:, -1 - d] >= 0
+    m_d = window_metrics(ds.y_test[:, -1 - d], np.array(p_lag5))
+    return {
+        "params": int(tagger.count_params()) if hasattr(tagger, "count_params") else None,
+        "float_step_max_abs_diff": float_diff, "float_step_windows": n_float,
+        "emission_abs_max": float(np.abs(e_win[:n_float]).max()),
+        "step_nodes": len(summ["ops"]), "step_op_types": summ["op_types"], "float_ops": summ["float_ops"],
+        "step_flatbuffer_bytes": len(buf), "convert_seconds": round(t_conv, 2),
+        "arena_bytes": arena.arena_bytes, "arena_head_bytes": arena.head_bytes, "arena_tail_bytes": arena.tail_bytes,
+        "io": io,
+        "tflm_us_per_step": round(1e6 * t_run / (len(x_test) * x_test.shape[1]), 1),
+        "tflm_equals_litert_share": float(np.mean(q[:100] == lite)),
+        "test_windows": int(len(x_test)),
+        "agree_int8_step_vs_float_window_all": float(np.mean(p_q[:, -1] == p_win[:, -1])),
+        "agree_int8_step_vs_float_window_labelled": float(np.mean(p_q[lab, -1] == p_win[lab, -1])),
+        "emission_mean_abs_err": float(np.abs(e_q - e_win).mean()),
+        "f1_float_window": window_metrics(ds.y_test, p_win)["f1"],
+        "acc_float_window": window_metrics(ds.y_test, p_win)["acc"],
+        "f1_int8_step_tflm": window_metrics(ds.y_test, p_q)["f1"],
+        "acc_int8_step_tflm": window_metrics(ds.y_test, p_q)["acc"],
+        "online_lag0_equals_window_viterbi": bool(np.array_equal(p_lag0, p_q[:, -1])),
+        "f1_forward_filter_int8": window_metrics(ds.y_test[:, -1], p_ff)["f1"],
+        "agree_forward_filter_vs_viterbi": float(np.mean(p_ff == p_q[:, -1])),
+        "f1_lag5_at_step_T-6": m_d["f1"], "n_lag5": int(lab_d.sum()),
+        "f1_window_viterbi_at_step_T-6": window_metrics(ds.y_test[:, -1 - d], p_q[:, -1 - d])["f1"],
+    }
+
+
+def eval_mlp(ds, hidden, epochs, seed=0):
+    import keras
+
+    from keras_tinyloc import convert, tflm
+    from keras_tinyloc.metrics import window_metrics
+    from keras_tinyloc.streaming import build_window_mlp
+    from keras_tinyloc.quantize import quantize
+    from keras_tinyloc import tflite_inspect
+
+    def last(x, y):
+        keep = y[:, -1] >= 0
+        return x[keep].astype(np.float32), y[keep, -1]
+
+    xtr, ytr = last(ds.x_train, ds.y_train)
+    xva, yva = last(ds.x_val, ds.y_val)
+    model = build_window_mlp(ds.x_train.shape[1:], ds.n_classes, hidden, 1, seed=seed)
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    best, best_w, wait = -1.0, None, 0
+    t0 = time.perf_counter()
+    for _ in range(epochs):  # early stopping on validation macro-F1 (as train.py does), patience 10
+        model.fit(xtr, ytr, batch_size=128, epochs=1, verbose=0, shuffle=True)
+        f1 = window_metrics(yva, np.argmax(model.predict(xva, verbose=0), -1))["f1"]
+        if f1 > best:
+            best, best_w, wait = f1, model.get_weights(), 0
+        else:
+            wait += 1
+            if wait >= 10:
+                break
+    model.set_weights(best_w)
+    t_train = time.perf_counter() - t0
+    x_test = ds.x_test.astype(np.float32)
+    p_float = np.argmax(model.predict(x_test, verbose=0), -1)
+    buf = convert.strip_tensor_names(convert.convert_emitter(model, "int8", ds.x_train))
+    info = tflite_inspect.inspect_tflite(buf)
+    arena = tflm.minimal_arena(buf)
+    xq = quantize(x_test, info.input().scale, info.input().zero_point)
+    q, us = tflm.run_tflm(buf, xq, arena.arena_bytes)
+    p_q = np.argmax(q.reshape(len(q), -1), -1)
+    return {"hidden": hidden, "params": int(model.count_params()), "train_seconds": round(t_train, 1),
+            "flatbuffer_bytes": len(buf), "arena_bytes": arena.arena_bytes,
+            "f1_float": window_metrics(ds.y_test[:, -1], p_float)["f1"],
+            "f1_int8_tflm": window_metrics(ds.y_test[:, -1], p_q)["f1"],
+            "acc_int8_tflm": window_metrics(ds.y_test[:, -1], p_q)["acc"], "tflm_us": round(us, 1)}
+
+
+def markdown(res: dict, argv: list[str]) -> str:
+    lines = [
+        "# Streaming Mamba (issue 7, houses)", "",
+        f"Generated by `.venv/bin/python benchmarks/streaming.py {' '.join(argv)}` on {res['generated']} "
+        "(2 CPU cores, tflite-micro host build). Short training runs (early stopping on validation F1, seed 0): the "
+        "absolute F1 values are those of brief runs; the comparisons are like for like.", "",
+        "* **step model**: one 5 Hz step, inputs x_t (1,F) + per block conv state (1,3,E) and SSM state (1,E,N); "
+        "full int8; run through **TFLM** over every test window from zero states, states requantised between steps.",
+        "* **float step = window**: max |emission difference| between stepping the float step model over test windows "
+        "and the windowed Keras model (float32 rounding).",
+        "* **arena**: minimal working TFLM arena by bisection, **host x86-64 build** (head = tensor buffers, equal on "
+        "a Cortex-M build; tail = persistent bookkeeping, larger on 64-bit, so an upper bound). Independent of T "
+        "(the step graph has no time axis).",
+        "* **agree**: share of test windows whose decoded last-step label from the int8 step model (TFLM) equals the "
+        "float windowed model's.",
+        "* **MLP**: per-window MLP (T*F -> H relu -> C), full int8 through TFLM, predicts the last-step label.", "",
+        "| house | model | params | float step = window (max abs diff) | nodes | flash B | arena B (head/tail) | "
+        "TFLM µs/step | agree int8 step vs float window | F1 float window | F1 int8 step (TFLM) | F1 fwd filter |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for house, h in res["houses"].items():
+        for name, r in h["mamba"].items():
+            lines.append(
+                f"| {house} | {name} | {r['params']} | {r['float_step_max_abs_diff']:.1e} | {r['step_nodes']} | "
+                f"{r['step_flatbuffer_bytes']:,} | {r['arena_bytes']:,} ({r['arena_head_bytes']:,}/"
+                f"{r['arena_tail_bytes']:,}) | {r['tflm_us_per_step']} | "
+                f"{100 * r['agree_int8_step_vs_float_window_all']:.2f} % | {100 * r['f1_float_window']:.2f} | "
+                f"{100 * r['f1_int8_step_tflm']:.2f} | {100 * r['f1_forward_filter_int8']:.2f} |")
+    lines += ["", "## Sequence model vs per-window int8 MLP (free-living test split, macro-F1, int8 through TFLM)", "",
+              "| house | Mamba H8L1 step int8 | Mamba H4L1 step int8 | MLP (H, params) int8 | MLP arena B | "
+              "Mamba H8L1 step arena B | winner |", "|---|---|---|---|---|---|---|"]
+    for house, h in res["houses"].items():
+        m8, m4, mlp = h["mamba"].get("H8L1"), h["mamba"].get("H4L1"), h["mlp"]
+        best_seq = max(r["f1_int8_step_tflm"] for r in (m8, m4) if r)
+        win = "Mamba" if best_seq > mlp["f1_int8_tflm"] else "**MLP** (sequence model does not win)"
+        lines.append(f"| {house} | {100 * m8['f1_int8_step_tflm']:.2f} | {100 * m4['f1_int8_step_tflm']:.2f} | "
+                     f"{100 * mlp['f1_int8_tflm']:.2f} (H{mlp['hidden']}, {mlp['params']}) | {mlp['arena_bytes']:,} | "
+                     f"{m8['arena_bytes']:,} | {win} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--houses", nargs="+", default=["house-a", "house-b", "house-c", "house-d"])
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--out", default=str(ROOT / "docs/results/streaming"))
+    ns = p.parse_args(argv)
+    from keras_tinyloc import paths
+    from keras_tinyloc.data.registry import load_dataset
+
+    cache = paths.cache_dir() / "streaming"
+    out_json = Path(ns.out + ".json")
+    res = json.loads(out_json.read_text()) if out_json.is_file() else {"houses": {}}
+    for house in ns.houses:
+        t0 = time.perf_counter()
+        ds = load_dataset(house)
+        h = {"mamba": {}}
+        for hidden, layers in CONFIGS.get(house, DEFAULT_CONFIGS):
+            tagger, cfg, metrics = train_mamba(ds, house, hidden, layers, ns.epochs, cache)
+            r = eval_mamba(ds, tagger, cfg)
+            r["params"] = metrics["params"]
+            r["train_seconds"] = metrics.get("train_seconds")
+            h["mamba"][f"H{hidden}L{layers}"] = r
+            print(house, f"H{hidden}L{layers}", {k: r[k] for k in ("float_step_max_abs_diff", "arena_bytes",
+                  "agree_int8_step_vs_float_window_all", "f1_float_window", "f1_int8_step_tflm")}, flush=True)
+        h["mlp"] = eval_mlp(ds, MLP_HIDDEN, ns.epochs * 2)
+        print(house, "mlp", h["mlp"], flush=True)
+        h["seconds"] = round(time.perf_counter() - t0, 1)
+        res["houses"][house] = h
+    res["generated"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    paths.atomic_write_json(out_json, res)
+    paths.atomic_write_text(Path(ns.out + ".md"), markdown(res, argv if argv is not None else sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

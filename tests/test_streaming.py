@@ -1,0 +1,301 @@
+"""Streaming Mamba (keras_tinyloc.streaming, tflm_app/core/tinyloc_online.*), each checked against an independent
+computation: the windowed emitter, ``crf.viterbi_numpy`` / ``crf.marginals_numpy`` on prefixes, float64 rounding,
+the float step model, and the Python decoder for the C++ twin (g++ host build and Cortex-M4 on QEMU)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_tinyloc import streaming as S
+from keras_tinyloc.errors import TinyLocError
+from keras_tinyloc.models.crf import marginals_numpy, viterbi_numpy
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ROOT / "tflm_app/core"
+T, F, C = 12, 5, 4
+
+
+def _emitter(hidden=8, layers=1, seed=0):
+    import keras
+
+    from keras_tinyloc.models.mamba import build_mamba_emitter
+
+    keras.utils.set_random_seed(seed)
+    return build_mamba_emitter((T, F), C, hidden, layers)
+
+
+def _windows(n, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (n, T, F)).astype(np.float32)
+    x[:, :, 0] = 0.0  # a feature never heard
+    return x
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    from keras_tinyloc.models.mamba import calibrate_state_scales
+
+    em = _emitter()
+    x = _windows(64)
+    calibrate_state_scales(em, x)
+    return em, x
+
+
+def test_float_step_equals_windowed_emissions(calibrated):
+    em, x = calibrated
+    step = S.build_step_model(em)
+    assert [tuple(t.shape) for t in step.inputs] == [(1, F), (1, 3, 16), (1, 16, 16)]
+    assert [tuple(t.shape) for t in step.outputs] == [(1, C), (1, 3, 16), (1, 16, 16)]
+    # weights are shared, not copied
+    assert {id(w) for w in step.weights} <= {id(w) for w in em.weights}
+    got, seen = S.run_float(step, x[:16])
+    want = np.asarray(em.predict(x[:16], verbose=0))
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
+    # states fed at t = 0 are the zeros of the windowed model's causal padding and g_{-1} = 0
+    assert all(np.all(s[:, 0] == 0) for s in seen)
+    # the SSM state is the windowed scan's state (unscaled g = n h, scaled by 1/(s_e s_n))
+    blk = em.get_layer("mamba_block_0")
+    scan_in, _ = blk.scan_inputs(em.get_layer("embedding")(x[:16]))
+    g = np.asarray(blk.scan.states(scan_in)) / np.outer(blk.scan.state_scale_e, blk.scan.state_scale_n)
+    np.testing.assert_allclose(seen[1][:, 1:], g[:, :-1], atol=2e-5 * np.abs(g).max())
+
+
+def test_two_blocks_and_single_batch_call():
+    em = _emitter(hidden=4, layers=2, seed=3)
+    step = S.build_step_model(em)
+    names = [n for n, _ in S.state_shapes(em)]
+    assert names == ["conv_0", "ssm_0", "conv_1", "ssm_1"]
+    x = _windows(3, seed=4)
+    got, _ = S.run_float(step, x)
+    # one window stepped with the batch-1 model itself
+    st = S.zero_states(step)
+    rows = []
+    for t in range(T):
+        out = step([x[0, t][None]] + st)
+        rows.append(np.asarray(out[0])[0])
+        st = [np.asarray(o) for o in out[1:]]
+    want = np.asarray(em.predict(x, verbose=0))
+    np.testing.assert_allclose(np.stack(rows), want[0], atol=2e-5 * np.abs(want).max())
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+
+
+def test_not_a_mamba_emitter():
+    import keras
+
+    inp = keras.Input((T, F))
+    with pytest.raises(TinyLocError):
+        S.build_step_model(keras.Model(inp, keras.layers.Dense(C, name="emissions")(inp)))
+
+
+def _crf(rng, c=C):
+    return (rng.normal(0, 1, (c, c)).astype(np.float32), rng.normal(0, 1, c).astype(np.float32),
+            rng.normal(0, 1, c).astype(np.float32))
+
+
+@pytest.mark.parametrize("lag", [0, 1, 3, 7])
+def test_fixed_lag_viterbi_is_prefix_viterbi(lag):
+    rng = np.random.default_rng(lag)
+    trans, start, end = _crf(rng)
+    em = rng.normal(0, 2, (40, C)).astype(np.float32)
+    em[10:14] = em[10:14, :1]  # ties
+    dec = S.OnlineViterbi(trans, start, end, lag=lag)
+    for t in range(len(em)):
+        r = dec.push(em[t])
+        if t < lag:
+            assert r is None
+            continue
+        assert r == (t - lag, int(viterbi_numpy(em[: t + 1], trans, start, end)[t - lag]))
+    full = viterbi_numpy(em, trans, start, end)
+    got = dec.run(em)
+    np.testing.assert_array_equal(got[-(lag + 1):], full[-(lag + 1):])
+    # lag 0 on a window is the windowed decoder's last step
+    if lag == 0:
+        np.testing.assert_array_equal(got, [viterbi_numpy(em[: t + 1], trans, start, end)[-1] for t in range(len(em))])
+
+
+def test_fixed_lag_bad_lag():
+    trans, start, end = _crf(np.random.default_rng(0))
+    with pytest.raises(TinyLocError):
+        S.OnlineViterbi(trans, start, end, lag=-1)
+
+
+def test_forward_filter_is_prefix_marginal():
+    rng = np.random.default_rng(5)
+    trans, start, _ = _crf(rng)
+    em = rng.normal(0, 2, (15, C))
+    ff = S.ForwardFilter(trans, start)
+    for t in range(len(em)):
+        lab = ff.push(em[t])
+        want = marginals_numpy(em[: t + 1], trans, start, np.zeros(C))[-1]
+        np.testing.assert_allclose(np.exp(ff.log_probs), want, rtol=1e-9, atol=1e-12)
+        assert lab == int(np.argmax(want))
+
+
+def test_requantize_matches_exact_rounding():
+    rng = np.random.default_rng(0)
+    q = np.arange(-128, 128, dtype=np.int8)
+    for _ in range(20):
+        src = (float(np.float32(rng.uniform(0.001, 0.05))), int(rng.integers(-20, 20)))
+        dst = (float(np.float32(rng.uniform(0.001, 0.05))), int(rng.integers(-20, 20)))
+        got = S.requantize(q, src, dst).astype(int)
+        exact = np.clip(np.round((q.astype(np.float64) - src[1]) * src[0] / dst[0]) + dst[1], -128, 127)
+        assert np.max(np.abs(got - exact)) <= 1 and np.mean(got == exact) > 0.97
+    same = (0.02, 3)
+    np.testing.assert_array_equal(S.requantize(q, same, same), q)
+
+
+@pytest.fixture(scope="module")
+def int8_step(calibrated):
+    em, x = calibrated
+    step = S.build_step_model(em)
+    buf, io = S.convert_step_model(step, x, n_windows=32, n_calibration=200)
+    return em, step, buf, io
+
+
+def test_int8_step_model_in_tflm(int8_step):
+    from keras_tinyloc import tflite_inspect, tflm
+    from keras_tinyloc.quantize import dequantize
+
+    em, step, buf, io = int8_step
+    info = tflite_inspect.inspect_tflite(buf)
+    assert tflite_inspect.float_ops(info) == []
+    assert sorted(io["inputs"]) == ["conv_0", "ssm_0", "x_t"]
+    assert sorted(io["outputs"]) == ["conv_0", "emissions", "ssm_0"]
+    assert "WHILE" not in info.op_types and len(info.ops) < 70
+    arena = tflm.minimal_arena(buf)
+    assert arena.arena_bytes < 24 * 1024  # no time axis: the arena does not grow with T
+    x = _windows(10, seed=9)
+    tf_q = S.Int8Stepper(buf, io, "tflm", arena.arena_bytes).run_windows(x)
+    lite_q = S.Int8Stepper(buf, io, "litert").run_windows(x)
+    assert np.mean(tf_q == lite_q) > 0.95 and np.max(np.abs(tf_q.astype(int) - lite_q)) <= 2
+    st = S.Int8Stepper(buf, io, "tflm", arena.arena_bytes)
+    e_q = dequantize(tf_q, *st.emission_q())
+    want = np.asarray(em.predict(x, verbose=0))
+    scale = st.emission_q()[0]
+    err = np.abs(e_q - want)
+    assert err.mean() < 4 * scale and np.abs(want).max() > 20 * scale, (err.mean(), scale)
+
+
+def _write_harness(d: Path, trans, start, end, lag, em_q, scale, zp, rq_cases):
+    def arr(v, fmt):
+        return ", ".join(fmt(a) for a in np.ravel(v))
+
+    f32 = lambda v: f"{float(np.float32(v))!r}f".replace("inf", "INFINITY")  # noqa: E731
+    n_steps = len(em_q)
+    lines = [
+        '#include <stdio.h>\n#include "tinyloc_online.h"',
+        f"static const float kTrans[] = {{{arr(trans, f32)}}};",
+        f"static const float kStart[] = {{{arr(start, f32)}}};",
+        f"static const float kEnd[] = {{{arr(end, f32)}}};",
+        f"static const signed char kEm[] = {{{arr(em_q, str)}}};",
+        f"static const signed char kRq[] = {{{arr(np.arange(-128, 128), str)}}};",
+        "struct Rq { float ss; int zs; float sd; int zd; };",
+        "static const Rq kRqCases[] = {" + ", ".join(f"{{{f32(a)}, {b}, {f32(c)}, {d}}}" for a, b, c, d in rq_cases) + "};",
+        f"static unsigned char work[tinyloc::OnlineViterbiWorkspaceBytesFor({C}, {lag})];",
+        "int main() {",
+        "  tinyloc::OnlineViterbi v;",
+        f"  if (!v.Init({C}, kTrans, kStart, kEnd, {lag}, work, sizeof work)) {{ printf(\"init failed\\n\"); return 1; }}",
+        f"  for (int t = 0; t < {n_steps}; ++t) {{",
+        "    int32_t s; int lab;",
+        f"    if (v.PushInt8(kEm + t * {C}, {f32(scale)}, {zp}, &s, &lab)) printf(\"L %ld %d\\n\", (long)s, lab);",
+        "  }",
+        "  uint8_t tail[64]; int n = v.Flush(tail);",
+        "  printf(\"F\"); for (int i = 0; i < n; ++i) printf(\" %d\", tail[i]); printf(\"\\n\");",
+        "  for (unsigned k = 0; k < sizeof kRqCases / sizeof kRqCases[0]; ++k) {",
+        "    int8_t out[256]; const Rq& r = kRqCases[k];",
+        "    tinyloc::Requantize((const int8_t*)kRq, out, 256, r.ss, r.zs, r.sd, r.zd);",
+        "    printf(\"R\"); for (int i = 0; i < 256; ++i) printf(\" %d\", out[i]); printf(\"\\n\");",
+        "  }",
+        "  printf(\"END\\n\");",
+        "  return 0;",
+        "}",
+    ]
+    (d / "online_harness.cpp").write_text("\n".join(lines) + "\n")
+
+
+def _cases(seed=0, lag=3, steps=60):
+    from keras_tinyloc.quantize import dequantize
+
+    rng = np.random.default_rng(seed)
+    trans, start, end = _crf(rng)
+    em_q = rng.integers(-128, 128, (steps, C)).astype(np.int8)
+    em_q[20:25] = em_q[20:25, :1]  # equal scores: ties
+    scale, zp = float(np.float32(0.0371)), -7
+    rq = [(float(np.float32(rng.uniform(0.001, 0.05))), int(rng.integers(-30, 30)),
+           float(np.float32(rng.uniform(0.001, 0.05))), int(rng.integers(-30, 30))) for _ in range(12)]
+    dec = S.OnlineViterbi(trans, start, end, lag=lag)
+    e = dequantize(em_q, scale, zp)
+    want_l = [r for r in (dec.push(v) for v in e) if r is not None]
+    want_f = [int(v) for v in S.flush_tail(dec, steps)[-(lag + 1):]]
+    want_r = [S.requantize(np.arange(-128, 128).astype(np.int8), (a, b), (c, d)).astype(int).tolist()
+              for a, b, c, d in rq]
+    return (trans, start, end, lag, em_q, scale, zp, rq), (want_l, want_f, want_r)
+
+
+def _parse(stdout):
+    lines = stdout.strip().splitlines()
+    assert lines[-1] == "END", stdout[-500:]
+    labels = [(int(a), int(b)) for _, a, b in (ln.split() for ln in lines if ln.startswith("L "))]
+    flush = [int(v) for v in next(ln for ln in lines if ln.startswith("F")).split()[1:]]
+    rq = [[int(v) for v in ln.split()[1:]] for ln in lines if ln.startswith("R")]
+    return labels, flush, rq
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
+                    reason="g++ not installed")
+@pytest.mark.parametrize("lag", [0, 5])
+def test_cpp_online_decoder_matches_python(tmp_path, lag):
+    args, (want_l, want_f, want_r) = _cases(seed=lag, lag=lag)
+    _write_harness(tmp_path, *args)
+    exe = tmp_path / "online"
+    cmd = ["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", f"-I{CORE}",
+           str(CORE / "tinyloc_online.cpp"), str(tmp_path / "online_harness.cpp"), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    labels, flush, rq = _parse(out.stdout)
+    assert labels == want_l and len(labels) == 60 - lag
+    assert flush == want_f
+    assert rq == want_r
+
+
+CM = CORE / "tests/cortex_m"
+ARM = ("arm-none-eabi-g++", "arm-none-eabi-gcc", "qemu-system-arm")
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in ARM), reason="arm-none-eabi / qemu-system-arm not installed")
+def test_cpp_online_decoder_on_cortex_m4_qemu(tmp_path):
+    args, (want_l, want_f, want_r) = _cases(seed=11, lag=5)
+    _write_harness(tmp_path, *args)
+    cpu = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+    cxx = ["-std=c++11", "-Os", "-ffunction-sections", "-fdata-sections", "-fno-exceptions", "-fno-rtti"]
+
+    def run(cmd):
+        res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        return res
+
+    run(["arm-none-eabi-g++", *cpu, *cxx, "-Wall", "-Wextra", "-Werror", f"-I{CORE}", "-c",
+         CORE / "tinyloc_online.cpp", "-o", tmp_path / "online.o"])
+    run(["arm-none-eabi-g++", *cpu, *cxx, f"-I{CORE}", "-c", tmp_path / "online_harness.cpp", "-o", tmp_path / "h.o"])
+    run(["arm-none-eabi-gcc", *cpu, "-Os", "-c", CM / "startup.c", "-o", tmp_path / "startup.o"])
+    elf = tmp_path / "online.elf"
+    run(["arm-none-eabi-g++", *cpu, "--specs=rdimon.specs", "-nostartfiles", "-T", CM / "mps2_an386.ld",
+         "-Wl,--gc-sections", tmp_path / "startup.o", tmp_path / "h.o", tmp_path / "online.o", "-o", elf])
+    out = run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting", "-monitor", "none", "-kernel", elf])
+    labels, flush, rq = _parse(out.stdout)
+    assert labels == want_l and flush == want_f and rq == want_r
+
+
+def test_window_mlp_shapes():
+    m = S.build_window_mlp((T, F), C, 16)
+    assert m.output_shape == (None, C)
+    assert m.count_params() == T * F * 16 + 16 + 16 * C + C
+    with pytest.raises(TinyLocError):
+        S.build_window_mlp((F,), C, 16)
