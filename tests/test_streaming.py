@@ -299,3 +299,50 @@ def test_window_mlp_shapes():
     assert m.count_params() == T * F * 16 + 16 + 16 * C + C
     with pytest.raises(TinyLocError):
         S.build_window_mlp((F,), C, 16)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+def test_export_step_model_headers_compile_and_match_io(int8_step, tmp_path):
+    from types import SimpleNamespace
+
+    from keras_tinyloc import export_stream
+
+    em, step, buf, io = int8_step
+    rng = np.random.default_rng(2)
+    trans, start, end = _crf(rng)
+    ds = SimpleNamespace(n_features=F, n_classes=C, class_names=[f"r{i}" for i in range(C)],
+                         feature_names=[f"ap{i}" for i in range(F)],
+                         scaling=SimpleNamespace(low=np.full(F, -100.0), high=np.full(F, -40.0)), fill_value=-120.0)
+    paths = export_stream.export_step_model(tmp_path, buf, io, step, ds,
+                                            {"transitions": trans, "start": start, "end": end}, arena_bytes=9000, lag=4)
+    assert {p.name for p in paths} >= {"model_data.h", "model_settings.h", "step_settings.h"}
+    prog = tmp_path / "probe.cpp"
+    prog.write_text(
+        '#include <stdio.h>\n#include "model_settings.h"\n#include "step_settings.h"\n'
+        "int main() {\n  using namespace step_settings;\n"
+        '  printf("%d %d %d %d %d %d %d\\n", kLag, kNumInputs, kNumOutputs, kXInput, kEmissionsOutput, kNumStates,'
+        " model_settings::kWindow * 100 + model_settings::kHop);\n"
+        '  for (int s = 0; s < kNumStates; ++s) printf("%d %d %d %.9g %d %.9g %d\\n", kStateInput[s], kStateOutput[s],'
+        " kStateSize[s], (double)kStateInScale[s], kStateInZeroPoint[s], (double)kStateOutScale[s], kStateOutZeroPoint[s]);\n"
+        '  printf("%.9g %d %.9g %d\\n", (double)model_settings::kInputScale, model_settings::kInputZeroPoint,'
+        " (double)model_settings::kOutputScale, model_settings::kOutputZeroPoint);\n  return 0;\n}\n")
+    exe = tmp_path / "probe"
+    res = subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", f"-I{CORE}", f"-I{tmp_path}", str(prog),
+                          "-o", str(exe)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = subprocess.run([str(exe)], capture_output=True, text=True, timeout=10).stdout.splitlines()
+    head = [int(v) for v in lines[0].split()]
+    ins, outs = io["inputs"], io["outputs"]
+    assert head == [4, 3, 3, ins.index("x_t"), outs.index("emissions"), 2, 101]
+    sizes = {t.name: int(np.prod(t.shape)) for t in step.inputs[1:]}
+    for line, name in zip(lines[1:3], [n for n in ins if n != "x_t"]):
+        v = line.split()
+        i, o = ins.index(name), outs.index(name)
+        assert [int(v[0]), int(v[1]), int(v[2])] == [i, o, sizes[name]]
+        assert float(v[3]) == pytest.approx(io["input_q"][i][0], rel=1e-7) and int(v[4]) == io["input_q"][i][1]
+        assert float(v[5]) == pytest.approx(io["output_q"][o][0], rel=1e-7) and int(v[6]) == io["output_q"][o][1]
+    q = lines[3].split()
+    assert float(q[0]) == pytest.approx(io["input_q"][ins.index("x_t")][0], rel=1e-7)
+    assert float(q[2]) == pytest.approx(io["output_q"][outs.index("emissions")][0], rel=1e-7)
+    with pytest.raises(TinyLocError):
+        export_stream.step_settings_source({**io, "inputs": ["x_t"]}, sizes, 4)
