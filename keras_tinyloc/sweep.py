@@ -637,6 +637,15 @@ def check_out_dir(cfg: SweepConfig) -> Path:
     return out
 
 
+def record_invocation(out: Path, cfg: SweepConfig) -> None:
+    """``DIR/sweep.json``: the profile, the first invocation's settings, and every invocation (slices add up)."""
+    meta = out / "sweep.json"
+    doc = json.loads(meta.read_text()) if meta.is_file() else {**cfg.to_json(), "invocations": []}
+    doc.setdefault("invocations", []).append(
+        {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **cfg.to_json()})
+    paths.atomic_write_json(meta, doc)
+
+
 def load_datasets(cfg: SweepConfig, names: Iterable[str], given: dict | None = None) -> dict:
     from keras_tinyloc.data.registry import load_dataset
 
@@ -673,8 +682,7 @@ def run_sweep(cfg: SweepConfig, datasets: dict | None = None, log: Callable[[str
     out = check_out_dir(cfg)
     tasks = plan(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "sweep.json").is_file():
-        paths.atomic_write_json(out / "sweep.json", cfg.to_json())
+    record_invocation(out, cfg)
     done = [t for t in tasks if is_done(out, t, cfg.retry_failed)]
     todo = [t for t in tasks if t not in set(done)]
     summary = {"total": len(tasks), "skipped": len(done), "ran": 0, "failed": 0, "out": str(out)}

@@ -223,3 +223,12 @@ def test_remote_body_ships_runs_as_bytes(tmp_path):
     task = S.Task("synth-a", "mamba", 2, 1, "static_int8")
     rows, data = S._remote_run(task, {}, ds, S.pack_dir(parent), 1)
     assert rows[0]["status"] == "failed" and "parent/run: the baseline run" in rows[0]["error"]
+
+
+def test_sweep_json_records_profile_and_invocations(tmp_path):
+    out = tmp_path / "sw"
+    S.run_sweep(classic_cfg(out, names=("synth-a",)), datasets=datasets(("synth-a",)))
+    S.run_sweep(classic_cfg(out, names=("synth-b",)), datasets=datasets(("synth-b",)))
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["profile"] == "quick"
+    assert [inv["resolved"]["datasets"] for inv in doc["invocations"]] == [["synth-a"], ["synth-b"]]
