@@ -346,3 +346,24 @@ def test_export_step_model_headers_compile_and_match_io(int8_step, tmp_path):
     assert float(q[2]) == pytest.approx(io["output_q"][outs.index("emissions")][0], rel=1e-7)
     with pytest.raises(TinyLocError):
         export_stream.step_settings_source({**io, "inputs": ["x_t"]}, sizes, 4)
+
+
+def test_contiguous_streams_rebuilds_the_grid():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(60, 3)), rng.normal(size=(40, 3))
+    ya, yb = rng.integers(0, 3, 60), rng.integers(-1, 3, 40)
+
+    def cut(s, ys):
+        return [s[k:k + 20] for k in range(0, len(s) - 19, 10)], [ys[k:k + 20] for k in range(0, len(s) - 19, 10)]
+
+    xa, la = cut(a, ya)
+    xb, lb = cut(b, yb)
+    streams = S.contiguous_streams(np.array(xa + xb), np.array(la + lb), hop=10)
+    assert len(streams) == 2
+    np.testing.assert_array_equal(streams[0]["x"], a)
+    np.testing.assert_array_equal(streams[1]["y"], yb)
+    np.testing.assert_array_equal(streams[0]["ends"], [19, 29, 39, 49, 59])
+    np.testing.assert_array_equal(streams[1]["windows"], [5, 6, 7])
+    for st in streams:  # every window's last step is the stream's step at its end position
+        for w, e in zip(st["windows"], st["ends"]):
+            np.testing.assert_array_equal(np.array(xa + xb)[w][-1], st["x"][e])
