@@ -220,3 +220,46 @@ def test_cli_is_dispatched_from_the_package_cli(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["convert", "--help"])
     assert exc.value.code == 0 and "--quant" in capsys.readouterr().out
+
+
+def test_int8_float_island_is_retried_then_accepted(monkeypatch):
+    """The TF quantizer intermittently leaves a float island; convert_emitter converts again before giving up."""
+    import keras
+
+    from keras_tinyloc import convert, tflite_inspect
+
+    inp = keras.Input((4, 3))
+    model = keras.Model(inp, keras.layers.Dense(2)(inp))
+    real_check, calls = tflite_inspect.check_int8, []
+
+    def flaky_check(info, what=""):
+        calls.append(what)
+        if len(calls) == 1:
+            raise TinyLocError(f"{what}: not deployable as full int8: 1 float op(s) left in the int8 graph: UNPACK#3")
+        return real_check(info, what=what)
+
+    monkeypatch.setattr(tflite_inspect, "check_int8", flaky_check)
+    rep = np.random.default_rng(0).random((16, 4, 3), dtype="float32")
+    buf = convert.convert_emitter(model, "int8", rep)
+    assert len(calls) == 2
+    real_check(tflite_inspect.inspect_tflite(buf), what="the retried conversion")  # integer-only: no raise
+
+
+def test_int8_persistent_float_island_fails_after_all_attempts(monkeypatch):
+    import keras
+
+    from keras_tinyloc import convert, tflite_inspect
+
+    inp = keras.Input((4, 3))
+    model = keras.Model(inp, keras.layers.Dense(2)(inp))
+    calls = []
+
+    def always_float(info, what=""):
+        calls.append(what)
+        raise TinyLocError(f"{what}: not deployable as full int8: 1 float op(s) left in the int8 graph: UNPACK#3")
+
+    monkeypatch.setattr(tflite_inspect, "check_int8", always_float)
+    rep = np.random.default_rng(0).random((16, 4, 3), dtype="float32")
+    with pytest.raises(TinyLocError, match=r"UNPACK#3 \(after 4 conversion attempt\(s\)\)"):
+        convert.convert_emitter(model, "int8", rep)
+    assert len(calls) == convert.INT8_ATTEMPTS

@@ -161,16 +161,10 @@ def test_bad_sizes_raise(kwargs):
 
 
 def _convert_int8(model, rep):
-    import tensorflow as tf
+    """The project's converter (fixed batch 1, full int8, retried on the quantizer's intermittent float island)."""
+    from keras_tinyloc.convert import convert_emitter
 
-    t, f = model.input_shape[1:]
-    inp = keras.Input(batch_shape=(1, t, f))  # a fixed batch keeps Dense's reshapes static (no SHAPE/GATHER ops)
-    conv = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, model(inp)))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([r[None]] for r in rep)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    return conv.convert()
+    return convert_emitter(model, "int8", rep, n_calibration=len(rep))
 
 
 def test_int8_conversion_runs_in_tflm_and_matches_litert():
