@@ -213,6 +213,13 @@ def eval_mlp(ds, hidden, epochs, seed=0):
             "acc_int8_tflm": window_metrics(ds.y_test[:, -1], p_q)["acc"], "tflm_us": round(us, 1)}
 
 
+def _classes(arena, flash) -> str:
+    from keras_tinyloc import mcu
+
+    got = [k for k, ok in mcu.ram_classes(arena, flash).items() if ok]
+    return ", ".join(got) or "none"
+
+
 def markdown(res: dict, argv: list[str]) -> str:
     lines = [
         "# Streaming Mamba (issue 7, houses)", "",
@@ -228,7 +235,21 @@ def markdown(res: dict, argv: list[str]) -> str:
         "(the step graph has no time axis).",
         "* **agree**: share of test windows whose decoded last-step label from the int8 step model (TFLM) equals the "
         "float windowed model's.",
-        "* **MLP**: per-window MLP (T*F -> H relu -> C), full int8 through TFLM, predicts the last-step label.", "",
+        "* **MLP**: per-window MLP (T*F -> H relu -> C, `streaming.build_window_mlp`), trained on the last-step label "
+        "(cross-entropy, early stopping on validation macro-F1), full int8 through TFLM.",
+        "* **classes**: the paper's RAM classes the int8 model fits (arena and flatbuffer, `keras_tinyloc.mcu`).", "",
+        "Reproduce: `KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/streaming.py` (all four houses, ~15 min on "
+        "2 shared cores; trained runs cached under `$KERAS_TINYLOC_CACHE/streaming`), "
+        "`.venv/bin/python benchmarks/streaming.py --markdown-only` rewrites this file from the JSON; tests: "
+        "`.venv/bin/python -m pytest -q tests/test_streaming.py` (float step == window, fixed-lag Viterbi == prefix "
+        "Viterbi, forward filter == prefix marginals, int8 step model in TFLM, C++ decoder byte/label-exact on the "
+        "host and on a Cortex-M4 under QEMU, step_settings.h wiring).",
+        "Device files: `keras_tinyloc.export_stream.export_step_model(out, tflite, io, step_model, ds, crf, arena, "
+        "lag=5)` writes model_data.cc/.h, model_settings.h (window 1, hop 1) and step_settings.h for the sketch "
+        "`tflm_app/arduino/tflm_app_stream` (copy tinyloc_core.* and tinyloc_online.* next to it).", "",
+        "Online decoding lag: fixed-lag Viterbi with D = 5 steps (1 s at 5 Hz) on the device by default "
+        "(`step_settings::kLag`); D = 0 gives exactly the windowed decoder's last-step label when states start with "
+        "the window. Forward filtering (lag 0) is measured in Python only.", "",
         "| house | model | params | float step = window (max abs diff) | nodes | flash B | arena B (head/tail) | "
         "TFLM µs/step | agree int8 step vs float window | agree int8 step vs int8 window | agree int8 window vs float "
         "window | F1 float window | F1 int8 window | F1 int8 step (TFLM) | F1 fwd filter |",
@@ -257,15 +278,16 @@ def markdown(res: dict, argv: list[str]) -> str:
                          f"{100 * r['f1_int8_step_tflm']:.2f} | {100 * c['f1_lag0']:.2f} | {100 * c['f1_lag5']:.2f} | "
                          f"{100 * c['f1_forward']:.2f} | {100 * c['agree_lag0_vs_float_window']:.2f} % |")
     lines += ["", "## Sequence model vs per-window int8 MLP (free-living test split, macro-F1, int8 through TFLM)", "",
-              "| house | Mamba H8L1 step int8 | Mamba H4L1 step int8 | MLP (H, params) int8 | MLP arena B | "
-              "Mamba H8L1 step arena B | winner |", "|---|---|---|---|---|---|---|"]
+              "| house | Mamba H8L1 step int8 | Mamba H4L1 step int8 | MLP (H, params) int8 | MLP arena B (classes) | "
+              "Mamba H8L1 step arena B (classes) | winner |", "|---|---|---|---|---|---|---|"]
     for house, h in res["houses"].items():
         m8, m4, mlp = h["mamba"].get("H8L1"), h["mamba"].get("H4L1"), h["mlp"]
         best_seq = max(r["f1_int8_step_tflm"] for r in (m8, m4) if r)
         win = "Mamba" if best_seq > mlp["f1_int8_tflm"] else "**MLP** (sequence model does not win)"
         lines.append(f"| {house} | {100 * m8['f1_int8_step_tflm']:.2f} | {100 * m4['f1_int8_step_tflm']:.2f} | "
-                     f"{100 * mlp['f1_int8_tflm']:.2f} (H{mlp['hidden']}, {mlp['params']}) | {mlp['arena_bytes']:,} | "
-                     f"{m8['arena_bytes']:,} | {win} |")
+                     f"{100 * mlp['f1_int8_tflm']:.2f} (H{mlp['hidden']}, {mlp['params']}) | {mlp['arena_bytes']:,} "
+                     f"({_classes(mlp['arena_bytes'], mlp['flatbuffer_bytes'])}) | {m8['arena_bytes']:,} "
+                     f"({_classes(m8['arena_bytes'], m8['step_flatbuffer_bytes'])}) | {win} |")
     lines += targets_section(res)
     return "\n".join(lines) + "\n"
 

@@ -367,3 +367,122 @@ def test_contiguous_streams_rebuilds_the_grid():
     for st in streams:  # every window's last step is the stream's step at its end position
         for w, e in zip(st["windows"], st["ends"]):
             np.testing.assert_array_equal(np.array(xa + xb)[w][-1], st["x"][e])
+
+
+# --------------------------------------------------------------------------- the streaming sketch, on a stand-in TFLM
+_STAND_IN = r"""// TEST DOUBLE for tflm_app_stream.ino (not TFLM): a fake int8 *step model* with inputs {state (F), x_t (F)}
+// and outputs {state' (F), emissions (C)}:  state'[i] = clamp(((x[i] + s[i]) >> 1) + 3),
+// emissions[c] = clamp(x[c % F] - s[c % F] + c). tests/test_streaming.py computes the same in Python.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "model_settings.h"
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+typedef enum { kTfLiteFloat32 = 1, kTfLiteInt8 = 9 } TfLiteType;
+struct TfLiteQuantizationParams { float scale; int32_t zero_point; };
+union TfLitePtrUnion { int8_t* int8; float* f; };
+struct TfLiteTensor { TfLiteType type; TfLitePtrUnion data; size_t bytes; TfLiteQuantizationParams params; };
+#define TFLITE_SCHEMA_VERSION 3
+namespace tflite {
+struct Model { unsigned version() const { return TFLITE_SCHEMA_VERSION; } };
+inline const Model* GetModel(const void*) { static Model m; return &m; }
+template <unsigned int N> class MicroMutableOpResolver {
+ public:
+  TfLiteStatus AddFullyConnected() { return kTfLiteOk; }
+  TfLiteStatus AddMul() { return kTfLiteOk; }
+};
+static inline int8_t Clamp(int v) { return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v); }
+class MicroInterpreter {
+ public:
+  template <unsigned int N>
+  MicroInterpreter(const Model*, const MicroMutableOpResolver<N>&, uint8_t*, size_t) {}
+  TfLiteStatus AllocateTensors() {
+    const int f = model_settings::kNumFeatures, c = model_settings::kNumClasses;
+    t_[0] = {kTfLiteInt8, {buf_}, (size_t)f, {STATE_IN_SCALE, STATE_IN_ZP}};
+    t_[1] = {kTfLiteInt8, {buf_ + 64}, (size_t)f, {model_settings::kInputScale, model_settings::kInputZeroPoint}};
+    t_[2] = {kTfLiteInt8, {buf_ + 128}, (size_t)f, {STATE_OUT_SCALE, STATE_OUT_ZP}};
+    t_[3] = {kTfLiteInt8, {buf_ + 192}, (size_t)c, {model_settings::kOutputScale, model_settings::kOutputZeroPoint}};
+    return kTfLiteOk;
+  }
+  size_t inputs_size() const { return 2; }
+  size_t outputs_size() const { return 2; }
+  TfLiteTensor* input(int i) { return &t_[i]; }
+  TfLiteTensor* output(int i) { return &t_[2 + i]; }
+  TfLiteStatus Invoke() {
+    const int f = model_settings::kNumFeatures, c = model_settings::kNumClasses;
+    const int8_t* s = t_[0].data.int8; const int8_t* x = t_[1].data.int8;
+    for (int i = 0; i < f; ++i) t_[2].data.int8[i] = Clamp(((x[i] + s[i]) >> 1) + 3);
+    for (int k = 0; k < c; ++k) t_[3].data.int8[k] = Clamp(x[k % f] - s[k % f] + k);
+    return kTfLiteOk;
+  }
+  size_t arena_used_bytes() const { return 1234; }
+ private:
+  int8_t buf_[256];
+  TfLiteTensor t_[4];
+};
+}  // namespace tflite
+"""
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+def test_stream_sketch_on_stand_in_tflm(tmp_path):
+    from keras_tinyloc import device, export_c, export_stream
+    from keras_tinyloc.quantize import dequantize
+
+    f, c, lag = 3, 4, 2
+    rng = np.random.default_rng(8)
+    trans, start, end = _crf(rng, c)
+    st = export_c.DeviceSettings(
+        model_name="stream_test", window=1, hop=1, n_features=f, n_classes=c, class_names=[f"r{i}" for i in range(c)],
+        feature_names=["a", "b", "c"], scale_low=[-100.0] * f, scale_high=[-40.0] * f, fill_dbm=-120.0,
+        input_scale=float(np.float32(1 / 255)), input_zero_point=-128, output_scale=float(np.float32(0.07)),
+        output_zero_point=2, transitions=trans.tolist(), start=start.tolist(), end=end.tolist(), arena_bytes=2000,
+        arena_margin_bytes=0, ops=["FULLY_CONNECTED", "MUL"])
+    q_in, q_out = (float(np.float32(0.05)), 0), (float(np.float32(0.1)), 3)
+    io = {"inputs": ["ssm_0", "x_t"], "outputs": ["ssm_0", "emissions"], "input_q": [q_in, (st.input_scale, -128)],
+          "output_q": [q_out, (st.output_scale, 2)]}
+    sk = tmp_path / "sketch"
+    (sk / "tensorflow/lite/micro").mkdir(parents=True)
+    (sk / "tensorflow/lite/schema").mkdir(parents=True)
+    export_c.write_model_settings(sk, st)
+    export_c.write_model_data(sk, bytes(64))
+    export_stream.write_step_settings(sk, io, {"ssm_0": f}, lag)
+    stub = _STAND_IN.replace("STATE_IN_SCALE", f"{q_in[0]!r}f").replace("STATE_IN_ZP", str(q_in[1]))
+    stub = stub.replace("STATE_OUT_SCALE", f"{q_out[0]!r}f").replace("STATE_OUT_ZP", str(q_out[1]))
+    (sk / "stand_in.h").write_text(stub)
+    for name in ("micro/micro_interpreter.h", "micro/micro_mutable_op_resolver.h", "schema/schema_generated.h"):
+        (sk / "tensorflow/lite" / name).write_text('#include "stand_in.h"\n')
+    (sk / "TensorFlowLite.h").write_text("")
+    shutil.copy(ROOT / "tflm_app/arduino/tflm_app_stream/tflm_app_stream.ino", sk / "sketch.cpp")
+    stub_dir = CORE / "tests/stub_tflm"
+    exe = tmp_path / "sketch_exe"
+    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", f"-I{sk}", f"-I{CORE}", f"-I{stub_dir}",
+           "-include", "Arduino.h", str(sk / "sketch.cpp"), str(sk / "model_data.cc"), str(CORE / "tinyloc_core.cpp"),
+           str(CORE / "tinyloc_online.cpp"), str(stub_dir / "arduino_main.cpp"), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    t = np.sort(rng.integers(0, 20_000, 300))
+    ap, rssi = rng.integers(0, f, 300), rng.integers(-100, -30, 300)
+    session = "reset\n" + "".join(f"{a},{b},{r}\n" for a, b, r in zip(t, ap, rssi)) + "end\n"
+    out = subprocess.run([str(exe)], input=session, capture_output=True, text=True, timeout=30).stdout.splitlines()
+    out = [ln.rstrip("\r") for ln in out]
+    assert out[0].startswith(f"ready stream_test stream F={f} C={c} lag={lag}"), out[:3]
+
+    # Python twin: device pre-processing with window 1, the fake step model, requantize, fixed-lag Viterbi
+    x, _ = device.input_windows(st, t, ap, rssi)
+    s = np.zeros(f, np.int64)
+    dec = S.OnlineViterbi(trans, start, end, lag=lag)
+    want = []
+    for row in x[:, 0, :].astype(np.int64):
+        s_new = np.clip(((row + s) >> 1) + 3, -128, 127)
+        em = np.clip(row[np.arange(c) % f] - s[np.arange(c) % f] + np.arange(c), -128, 127)
+        s = S.requantize(s_new.astype(np.int8), q_out, q_in).astype(np.int64)
+        r = dec.push(dequantize(em.astype(np.int8), st.output_scale, st.output_zero_point))
+        if r is not None:
+            want.append(f"room {r[0]} {r[1]} r{r[1]}")
+    tail = S.flush_tail(dec, len(x))
+    want += [f"room {i} {tail[i]} r{tail[i]}" for i in range(len(x) - lag, len(x))]  # not yet printed
+    got = [ln for ln in out if ln.startswith("room ")]
+    assert got == want and len(got) == len(x) > 50
+    assert out[-1] == f"done 300 {len(x)} 0"

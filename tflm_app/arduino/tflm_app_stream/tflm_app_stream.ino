@@ -114,8 +114,11 @@ static void HandleLine(const char* line) {
     g_stream.Finish();
     Drain();
     uint8_t tail[step_settings::kLag + 1];
-    const int n = g_decoder.Flush(tail);
-    for (int i = 0; i < n; ++i) PrintRoom(g_decoder.steps() - n + i, tail[i]);
+    const int n = g_decoder.Flush(tail);  // steps - n .. steps - 1; those up to steps - 1 - kLag are printed
+    for (int i = 0; i < n; ++i) {
+      const int32_t step = g_decoder.steps() - n + i;
+      if (step > g_decoder.steps() - 1 - step_settings::kLag) PrintRoom(step, tail[i]);
+    }
     char buf[64];
     snprintf(buf, sizeof(buf), "done %ld %ld %ld", g_lines, g_steps, g_errors);
     Serial.println(buf);
