@@ -82,6 +82,48 @@ def state_shapes(emitter) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
+def _block_step_folded(block, h, conv_state, ssm_state):
+    """:func:`_block_step` with the constant scales folded into derived kernels (same float function, fewer ops).
+
+    Derived in the graph from the shared variables (the converter folds them into constants)::
+
+        v  = xc @ (Wx[:, :R] @ Wdt) + bdt          FULLY_CONNECTED   (x_proj's dt columns composed with dt_proj)
+        b' = xc @ (Wx[:, R:R+N] / s_n)             FULLY_CONNECTED   (= Bm / s_n)
+        c' = xc @ (Wx[:, R+N:] * s_n / n)          FULLY_CONNECTED   (= Cm s_n / n)
+        XB = (xc / s_e) (x) b';  ssm' = XB + P * (ssm - XB)          (= P ssm + (1 - P) XB)
+        y' = ssm' c' + D * (xc / s_e);  h' = h + ((y' * silu(res)) @ (s_e[:, None] * Wout))   (y = s_e y')
+
+    v, b' and c' get their own int8 scales (one shared x_proj output tensor in the plain form).
+    """
+    from keras import ops
+
+    from keras_tinyloc.models.layers import silu
+    from keras_tinyloc.models.mamba import _powers
+
+    scan = block.scan
+    r, n = block.dt_rank, block.d_state
+    s_e = np.ones(block.d_inner, "float32") if scan.state_scale_e is None else np.array(scan.state_scale_e, "float32")
+    s_n = np.ones(n, "float32") if scan.state_scale_n is None else np.array(scan.state_scale_n, "float32")
+    xz = block.in_proj(block.norm(h))  # (1,2E)
+    xs, res = ops.split(xz, 2, axis=-1)
+    w = ops.concatenate([conv_state, ops.expand_dims(xs, 1)], axis=1)  # (1,K,E)
+    new_conv = w[:, 1:, :]
+    xc = silu(ops.squeeze(block.conv(w), 1))  # (1,E)
+    wx = block.x_proj.kernel  # (E, R+2N)
+    v = ops.add(ops.matmul(xc, ops.matmul(wx[:, :r], block.dt_proj.kernel)), block.dt_proj.bias)  # (1,E)
+    b_in = ops.matmul(xc, ops.multiply(wx[:, r:r + n], ops.convert_to_tensor(1.0 / s_n)))  # (1,N)
+    c = ops.matmul(xc, ops.multiply(wx[:, r + n:], ops.convert_to_tensor(s_n / np.arange(1, n + 1, dtype="float32"))))
+    p = _powers(ops.sigmoid(v), n)  # (1,E,N)
+    x_in = ops.multiply(xc, ops.convert_to_tensor(1.0 / s_e))  # (1,E)
+    xb = ops.multiply(ops.expand_dims(x_in, -1), ops.expand_dims(b_in, -2))  # (1,E,N)
+    new_ssm = ops.add(xb, ops.multiply(p, ops.subtract(ssm_state, xb)))
+    y = ops.squeeze(ops.matmul(new_ssm, ops.expand_dims(c, -1)), -1)  # (1,E) = y / s_e
+    y = ops.add(y, ops.multiply(x_in, scan.D))
+    w_out = ops.multiply(ops.convert_to_tensor(s_e[:, None]), block.out_proj.kernel)  # (E,H)
+    h = ops.add(h, ops.matmul(ops.multiply(y, silu(res)), w_out))
+    return h, new_conv, new_ssm
+
+
 def _block_step(block, h, conv_state, ssm_state):
     """One step of a :class:`MambaBlock` on symbolic tensors: ``h (1,H)`` -> ``(h' (1,H), conv' (1,K-1,E), ssm' (1,E,N))``."""
     from keras import ops
@@ -128,28 +170,30 @@ def _step_cell_class():
         layer names unique (every block has sub-layers called ``norm``, ``in_proj``, ...).
         """
 
-        def __init__(self, block, **kwargs):
+        def __init__(self, block, folded: bool = False, **kwargs):
             super().__init__(**kwargs)
+            self.folded = bool(folded)
             if isinstance(block, dict):
                 block = keras.saving.deserialize_keras_object(block)
             self.block = block
 
         def call(self, inputs):
             h, conv, ssm = inputs
-            return list(_block_step(self.block, h, conv, ssm))
+            fn = _block_step_folded if self.folded else _block_step
+            return list(fn(self.block, h, conv, ssm))
 
         def compute_output_shape(self, input_shape):
             return [tuple(s) for s in input_shape]
 
         def get_config(self) -> dict:
             config = super().get_config()
-            config.update({"block": keras.saving.serialize_keras_object(self.block)})
+            config.update({"block": keras.saving.serialize_keras_object(self.block), "folded": self.folded})
             return config
 
     return MambaBlockStep
 
 
-def build_step_model(emitter):
+def build_step_model(emitter, folded: bool = False):
     """The one-step model of a trained Mamba emitter (module docstring), sharing its weights.
 
     Returns a functional ``keras.Model`` with batch-1 inputs ``[x_t (1,F), conv_0, ssm_0, conv_1, ...]`` and outputs
@@ -166,7 +210,7 @@ def build_step_model(emitter):
     new_states = []
     cell = _step_cell_class()
     for i, block in enumerate(blocks):
-        h, conv, ssm = cell(block, name=f"{block.name}_step")([h, states[2 * i], states[2 * i + 1]])
+        h, conv, ssm = cell(block, folded, name=f"{block.name}_step")([h, states[2 * i], states[2 * i + 1]])
         new_states += [conv, ssm]
     emissions = head(norm_f(h))  # (1,C)
     return keras.Model([x_t] + states, [emissions] + new_states, name=f"{emitter.name}_step")

@@ -65,6 +65,15 @@ def test_float_step_equals_windowed_emissions(calibrated):
     np.testing.assert_allclose(seen[1][:, 1:], g[:, :-1], atol=2e-5 * np.abs(g).max())
 
 
+def test_folded_step_equals_windowed_emissions(calibrated):
+    em, x = calibrated
+    step = S.build_step_model(em, folded=True)
+    assert {id(w) for w in step.weights} <= {id(w) for w in em.weights}
+    got, _ = S.run_float(step, x[:16])
+    want = np.asarray(em.predict(x[:16], verbose=0))
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
+
+
 def test_two_blocks_and_single_batch_call():
     em = _emitter(hidden=4, layers=2, seed=3)
     step = S.build_step_model(em)
