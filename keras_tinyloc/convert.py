@@ -358,6 +358,7 @@ def _write_device_files(out: Path, buf: bytes, rep: dict, ds, crf: dict, margin:
         transitions=[[float(v) for v in row] for row in crf["transitions"]], start=[float(v) for v in crf["start"]],
         end=[float(v) for v in crf["end"]], arena_bytes=int(rep["arena_bytes"]), arena_margin_bytes=int(margin),
         ops=list(rep["ops"]),
+        feature_index=ds.meta.get("feature_index"),  # which raw AP each input reads (AP selection)
     )
     before = {p.name for p in out.iterdir()}
     export_c.write_model_data(out, buf)
