@@ -263,3 +263,19 @@ def test_int8_persistent_float_island_fails_after_all_attempts(monkeypatch):
     with pytest.raises(TinyLocError, match=r"UNPACK#3 \(after 4 conversion attempt\(s\)\)"):
         convert.convert_emitter(model, "int8", rep)
     assert len(calls) == convert.INT8_ATTEMPTS
+
+
+def test_convert_run_exports_the_access_point_selection(run_dir, ds, tmp_path):
+    """A dataset loaded with an AP selection (meta["feature_index"]) puts kFeatureIndex in model_settings.h."""
+    import dataclasses
+
+    picked = list(range(10, 10 + ds.n_features))  # raw AP columns the model's inputs come from
+    sel = dataclasses.replace(ds, meta={**ds.meta, "feature_index": picked})
+    out = tmp_path / "int8-sel"
+    convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), out=str(out)), dataset=sel)
+    settings = (out / "model_settings.h").read_text()
+    body = settings.split("kFeatureIndex[kNumFeatures] = {", 1)[1].split("}", 1)[0]
+    assert [int(v) for v in body.replace("\n", " ").split(",") if v.strip()] == picked
+    plain = tmp_path / "int8-plain"
+    convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), out=str(plain)), dataset=ds)
+    assert "kFeatureIndex" not in (plain / "model_settings.h").read_text()
