@@ -434,7 +434,8 @@ class MicroInterpreter {
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
-def test_stream_sketch_on_stand_in_tflm(tmp_path):
+@pytest.mark.parametrize("stagger", [0, 8])
+def test_stream_sketch_on_stand_in_tflm(tmp_path, stagger):
     from keras_tinyloc import device, export_c, export_stream
     from keras_tinyloc.quantize import dequantize
 
@@ -465,7 +466,7 @@ def test_stream_sketch_on_stand_in_tflm(tmp_path):
     shutil.copy(ROOT / "tflm_app/arduino/tflm_app_stream/tflm_app_stream.ino", sk / "sketch.cpp")
     stub_dir = CORE / "tests/stub_tflm"
     exe = tmp_path / "sketch_exe"
-    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", f"-I{sk}", f"-I{CORE}", f"-I{stub_dir}",
+    cmd = ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", f"-DTINYLOC_STAGGER={stagger}", f"-I{sk}", f"-I{CORE}", f"-I{stub_dir}",
            "-include", "Arduino.h", str(sk / "sketch.cpp"), str(sk / "model_data.cc"), str(CORE / "tinyloc_core.cpp"),
            str(CORE / "tinyloc_online.cpp"), str(stub_dir / "arduino_main.cpp"), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -476,17 +477,29 @@ def test_stream_sketch_on_stand_in_tflm(tmp_path):
     session = "reset\n" + "".join(f"{a},{b},{r}\n" for a, b, r in zip(t, ap, rssi)) + "end\n"
     out = subprocess.run([str(exe)], input=session, capture_output=True, text=True, timeout=30).stdout.splitlines()
     out = [ln.rstrip("\r") for ln in out]
-    assert out[0].startswith(f"ready stream_test stream F={f} C={c} lag={lag}"), out[:3]
+    assert out[0].startswith(f"ready stream_test stream F={f} C={c} lag={lag} stagger={stagger}"), out[:3]
 
     # Python twin: device pre-processing with window 1, the fake step model, requantize, fixed-lag Viterbi
     x, _ = device.input_windows(st, t, ap, rssi)
-    s = np.zeros(f, np.int64)
-    dec = S.OnlineViterbi(trans, start, end, lag=lag)
-    want = []
-    for row in x[:, 0, :].astype(np.int64):
+    def fake_step(row, s):
         s_new = np.clip(((row + s) >> 1) + 3, -128, 127)
         em = np.clip(row[np.arange(c) % f] - s[np.arange(c) % f] + np.arange(c), -128, 127)
-        s = S.requantize(s_new.astype(np.int8), q_out, q_in).astype(np.int64)
+        return em, S.requantize(s_new.astype(np.int8), q_out, q_in).astype(np.int64)
+
+    sets = [np.zeros(f, np.int64), np.zeros(f, np.int64)]
+    dec = S.OnlineViterbi(trans, start, end, lag=lag)
+    want = []
+    for t, row in enumerate(x[:, 0, :].astype(np.int64)):
+        if stagger:  # two sets reset every `stagger` steps, half a period apart; the one with >= half the context
+            half, ems = stagger // 2, [None, None]
+            for k, off in enumerate((0, half)):
+                if t >= off:
+                    if (t - off) % stagger == 0:
+                        sets[k] = np.zeros(f, np.int64)
+                    ems[k], sets[k] = fake_step(row, sets[k])
+            em = ems[0] if (t < half or t % stagger >= half) else ems[1]
+        else:
+            em, sets[0] = fake_step(row, sets[0])
         r = dec.push(dequantize(em.astype(np.int8), st.output_scale, st.output_zero_point))
         if r is not None:
             want.append(f"room {r[0]} {r[1]} r{r[1]}")

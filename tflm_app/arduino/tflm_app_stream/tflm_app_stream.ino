@@ -39,8 +39,18 @@ alignas(16) static uint8_t g_tensor_arena[model_settings::kTensorArenaSize];
 alignas(8) static unsigned char g_stream_work[tinyloc::StreamWorkspaceBytesFor(1, model_settings::kNumFeatures)];
 alignas(8) static unsigned char g_decode_work[tinyloc::OnlineViterbiWorkspaceBytesFor(model_settings::kNumClasses,
                                                                                       step_settings::kLag)];
-static int8_t g_states[step_settings::kStateTotal];  // each state in its *input* quantization
+// TINYLOC_STAGGER = 0 (default): one state set, never reset. TINYLOC_STAGGER = T > 1 (e.g. the training window, 20):
+// two state sets, each reset every T steps, T/2 apart; step t's emissions come from the set with T/2..T-1 steps of
+// context (at t = T-1 + k*T/2 exactly the windowed model's). 2 invokes per step, 2x the state bytes, same arena.
+// Why: the int8 state cannot hold decays slower than ~1 - 1/256 per step, so on an unbroken stream it can freeze
+// (docs/results/streaming.md, "Unbroken streams").
+#ifndef TINYLOC_STAGGER
+#define TINYLOC_STAGGER 0
+#endif
+static constexpr int kStateSets = TINYLOC_STAGGER > 1 ? 2 : 1;
+static int8_t g_states[kStateSets][step_settings::kStateTotal];  // each state in its *input* quantization
 static int8_t g_x[model_settings::kNumFeatures];
+static int8_t g_em[kStateSets][model_settings::kNumClasses];
 
 static tflite::MicroMutableOpResolver<model_settings::kNumOps> g_resolver;
 static tflite::MicroInterpreter* g_interpreter = nullptr;
@@ -51,12 +61,16 @@ static char g_line[64];
 static size_t g_line_len = 0;
 static long g_lines = 0, g_steps = 0, g_errors = 0;
 
-static void ZeroStates() {
+static void ZeroStates(int8_t* states) {
   int off = 0;
   for (int s = 0; s < step_settings::kNumStates; ++s) {
-    memset(g_states + off, step_settings::kStateInZeroPoint[s], step_settings::kStateSize[s]);
+    memset(states + off, step_settings::kStateInZeroPoint[s], step_settings::kStateSize[s]);
     off += step_settings::kStateSize[s];
   }
+}
+
+static void ZeroAllStates() {
+  for (int k = 0; k < kStateSets; ++k) ZeroStates(g_states[k]);
 }
 
 static void PrintRoom(int32_t step, int label) {
@@ -65,27 +79,45 @@ static void PrintRoom(int32_t step, int label) {
   Serial.println(buf);
 }
 
-// One 5 Hz step: x_t and the states in, emissions and new states out, states requantized, decoder pushed.
-static bool RunStep(const int8_t* x) {
+// One invoke of the step model: x_t and `states` in; emissions to `em`, new states requantized back into `states`.
+static bool Invoke(int8_t* states, const int8_t* x, int8_t* em) {
   memcpy(g_interpreter->input(step_settings::kXInput)->data.int8, x, model_settings::kNumFeatures);
   int off = 0;
   for (int s = 0; s < step_settings::kNumStates; ++s) {
-    memcpy(g_interpreter->input(step_settings::kStateInput[s])->data.int8, g_states + off, step_settings::kStateSize[s]);
+    memcpy(g_interpreter->input(step_settings::kStateInput[s])->data.int8, states + off, step_settings::kStateSize[s]);
     off += step_settings::kStateSize[s];
   }
   if (g_interpreter->Invoke() != kTfLiteOk) return false;
   off = 0;
   for (int s = 0; s < step_settings::kNumStates; ++s) {
-    tinyloc::Requantize(g_interpreter->output(step_settings::kStateOutput[s])->data.int8, g_states + off,
+    tinyloc::Requantize(g_interpreter->output(step_settings::kStateOutput[s])->data.int8, states + off,
                         step_settings::kStateSize[s], step_settings::kStateOutScale[s],
                         step_settings::kStateOutZeroPoint[s], step_settings::kStateInScale[s],
                         step_settings::kStateInZeroPoint[s]);
     off += step_settings::kStateSize[s];
   }
+  memcpy(em, g_interpreter->output(step_settings::kEmissionsOutput)->data.int8, model_settings::kNumClasses);
+  return true;
+}
+
+// One 5 Hz step (index g_steps since the last reset): run the state set(s), push the emissions to the decoder.
+static bool RunStep(const int8_t* x) {
+  int pick = 0;
+#if TINYLOC_STAGGER > 1
+  const long period = TINYLOC_STAGGER, half = TINYLOC_STAGGER / 2;
+  for (int k = 0; k < 2; ++k) {
+    const long off = k ? half : 0;
+    if (g_steps < off) continue;
+    if ((g_steps - off) % period == 0) ZeroStates(g_states[k]);
+    if (!Invoke(g_states[k], x, g_em[k])) return false;
+  }
+  pick = (g_steps < half || g_steps % period >= half) ? 0 : 1;
+#else
+  if (!Invoke(g_states[0], x, g_em[0])) return false;
+#endif
   int32_t step;
   int label;
-  if (g_decoder.PushInt8(g_interpreter->output(step_settings::kEmissionsOutput)->data.int8,
-                         model_settings::kOutputScale, model_settings::kOutputZeroPoint, &step, &label)) {
+  if (g_decoder.PushInt8(g_em[pick], model_settings::kOutputScale, model_settings::kOutputZeroPoint, &step, &label)) {
     PrintRoom(step, label);
   }
   ++g_steps;
@@ -101,7 +133,7 @@ static void Drain() {
 static void ResetAll() {
   g_stream.Reset();
   g_decoder.Reset();
-  ZeroStates();
+  ZeroAllStates();
   g_lines = g_steps = g_errors = 0;
 }
 
@@ -179,11 +211,11 @@ void setup() {
     Serial.println("error 0 E4 settings");
     return;
   }
-  ZeroStates();
+  ZeroAllStates();
   g_ready = true;
   char buf[96];
-  snprintf(buf, sizeof(buf), "ready %s stream F=%d C=%d lag=%d arena=%u", model_settings::kModelName,
-           model_settings::kNumFeatures, model_settings::kNumClasses, step_settings::kLag,
+  snprintf(buf, sizeof(buf), "ready %s stream F=%d C=%d lag=%d stagger=%d arena=%u", model_settings::kModelName,
+           model_settings::kNumFeatures, model_settings::kNumClasses, step_settings::kLag, TINYLOC_STAGGER,
            static_cast<unsigned>(g_interpreter->arena_used_bytes()));
   Serial.println(buf);
 }
