@@ -10,7 +10,7 @@ Every row is one entry of :data:`VARIANTS` (family, H, L, training levers of :mo
 KD teacher). Runs and their results are cached under ``--work`` (default ``runs/sphere_models``): a finished variant
 is not redone (``--redo NAME`` forces it). Writes ``docs/results/sphere.{md,json,png}``.
 
-    KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/sphere_models.py            # everything (~45 min, 2 busy cores)
+    KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/sphere_models.py   # all rows (~45 min, 2 busy cores)
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/sphere_models.py --only classic mdcsa-H16L1   # some rows
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/sphere_models.py --render-only   # tables from the cache
 """
@@ -263,7 +263,8 @@ def run_classic(ds, work: Path, redo: bool, log) -> list[dict]:
                 baselines.quantize_u8(baselines.window_features(xtr, "window")), ytr)
             nodes = sum(int(e.tree_.node_count) for e in model.estimators_)
             out = {"name": label, "family": "rf", "config": "100 trees, depth any", "features": "window",
-                   "levers": "none" if label == "rf-window" else Variant("x", "rf", 0, 0, absent=AB, balance=0.5).levers,
+                   "levers": ("none" if label == "rf-window"
+                              else Variant("x", "rf", 0, 0, absent=AB, balance=0.5).levers),
                    "quant": "int8 features", "params": nodes, "flatbuffer_bytes": baselines.rf_bytes(nodes),
                    "arena_bytes": baselines.rf_ram(baselines.input_bytes("window", ds.window, ds.n_features),
                                                    ds.n_classes), "arena_source": "estimate"}
@@ -600,7 +601,8 @@ def render(ds, rows: list[dict], work: Path, diag: dict, commands: list[str]) ->
               *seed_lines, ""]
     if seq32:
         cm = np.asarray(seq32["per_class_test"]["confusion"])
-        off = [(cm[i, j], ds.class_names[i], ds.class_names[j]) for i in range(len(cm)) for j in range(len(cm)) if i != j]
+        off = [(cm[i, j], ds.class_names[i], ds.class_names[j])
+               for i in range(len(cm)) for j in range(len(cm)) if i != j]
         off.sort(reverse=True)
         L.append(f"* **Where {seq32['name']} errs** (test, true → predicted windows): "
                  + ", ".join(f"{a} → {b} {n}" for n, a, b in off[:5])

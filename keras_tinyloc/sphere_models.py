@@ -4,8 +4,8 @@ Used by ``benchmarks/sphere_models.py`` (issue 8, "Results"); everything here is
 :class:`~keras_tinyloc.data.base.WindowDataset` with ``x_*`` ``(B,T,F)`` in [0, 1] and ``y_*`` ``(B,T)`` (``-1`` =
 unlabelled step).
 
-**Training-set levers** (except :func:`mask_features`, they change only ``x_train``/``y_train``; validation, test and the scaling are untouched, so a
-run trained on the result converts and deploys exactly like any other run):
+**Training-set levers** (except :func:`mask_features`, they change only ``x_train``/``y_train``; validation, test
+and the scaling are untouched, so a run trained on the result converts and deploys exactly like any other run):
 
 * :func:`absent_ap_augment` — *whole-AP drop-out*: extra copies of the training windows in which each access point
   that is heard in the window is silenced for the **whole window** (set to the scaled "not heard" floor) with

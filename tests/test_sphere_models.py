@@ -132,7 +132,8 @@ def test_evaluate_int8_runs_val_and_test_through_tflm(tmp_path):
     train(TrainConfig(dataset="toy", model="mlp", hidden=8, layers=1, out=str(run), epochs=1, patience=1,
                       verbose=False), dataset=ds, log=lambda s: None)
     row = sm.evaluate_int8(run, ds, out=tmp_path / "int8")
-    assert 0 < row["arena_bytes"] < 32 * 1024 and row["flatbuffer_bytes"] == (tmp_path / "int8" / "model.tflite").stat().st_size
+    assert 0 < row["arena_bytes"] < 32 * 1024
+    assert row["flatbuffer_bytes"] == (tmp_path / "int8" / "model.tflite").stat().st_size
     assert set(row["ops"]) <= {"FULLY_CONNECTED", "RESHAPE"}
     for split in ("val", "test"):
         rep = row[f"per_class_{split}"]
@@ -144,7 +145,8 @@ def test_evaluate_int8_runs_val_and_test_through_tflm(tmp_path):
     import json
 
     saved = json.loads((tmp_path / "int8" / "report.json").read_text())
-    assert saved["test_f1_int8"] == pytest.approx(row["test_f1"]) and saved["val_f1_int8"] == pytest.approx(row["val_f1"])
+    assert saved["test_f1_int8"] == pytest.approx(row["test_f1"])
+    assert saved["val_f1_int8"] == pytest.approx(row["val_f1"])
 
 
 def test_transition_windows():
