@@ -447,7 +447,7 @@ def targets_section(res: dict) -> list[str]:
                "minus float windowed in brackets): " + "; ".join(drops) + ". The models were trained on 20-step windows "
                "from zero state; carried over thousands of steps the small models' states leave that regime. Where the "
                "float stream loses too, it is the model (train on longer windows or reset periodically), not int8; "
-               "where only int8 loses, the 8-bit state cannot hold slow decays (a^n near 1 rounds so that P g == g: "
+               "where only int8 loses, the likely cause (not proven) is the 8-bit state, which cannot hold slow decays (a^n near 1 rounds so that P g == g: "
                "the state freezes instead of forgetting), which 20-step windows never expose.")
     if res.get("slow_decay"):
         out.append("  Evidence (`--slow-decay`): share of the float H8L1 decay factors P = a^n at or above 1 - 1/256 "
