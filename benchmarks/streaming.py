@@ -325,7 +325,9 @@ def markdown(res: dict, argv: list[str]) -> str:
         "float windowed model's.",
         "* **MLP**: per-window MLP (T*F -> H relu -> C, `streaming.build_window_mlp`), trained on the last-step label "
         "(cross-entropy, early stopping on validation macro-F1), full int8 through TFLM.",
-        "* **classes**: the paper's RAM classes the int8 model fits (arena and flatbuffer, `keras_tinyloc.mcu`).", "",
+        "* **classes**: the paper's RAM classes the int8 model fits (arena and flatbuffer, `keras_tinyloc.mcu`).",
+        "* **TFLM µs/step**: wall time per step of the host Python loop around the TFLM invoke (NumPy quantize / "
+        "requantize included; 2 busy shared cores), not a device timing.", "",
         "Reproduce: `KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/streaming.py` (all four houses, ~15 min on "
         "2 shared cores; trained runs cached under `$KERAS_TINYLOC_CACHE/streaming`), "
         "`.venv/bin/python benchmarks/streaming.py --markdown-only` rewrites this file from the JSON; tests: "
@@ -334,7 +336,8 @@ def markdown(res: dict, argv: list[str]) -> str:
         "host and on a Cortex-M4 under QEMU, step_settings.h wiring).",
         "Device files: `keras_tinyloc.export_stream.export_step_model(out, tflite, io, step_model, ds, crf, arena, "
         "lag=5)` writes model_data.cc/.h, model_settings.h (window 1, hop 1) and step_settings.h for the sketch "
-        "`tflm_app/arduino/tflm_app_stream` (copy tinyloc_core.* and tinyloc_online.* next to it).", "",
+        "`tflm_app/arduino/tflm_app_stream` (copy tinyloc_core.* and tinyloc_online.* next to it; build with "
+        "`-DTINYLOC_STAGGER=20` for the staggered resets measured below).", "",
         "Online decoding lag: fixed-lag Viterbi with D = 5 steps (1 s at 5 Hz) on the device by default "
         "(`step_settings::kLag`); D = 0 gives exactly the windowed decoder's last-step label when states start with "
         "the window. Forward filtering (lag 0) is measured in Python only.", "",
