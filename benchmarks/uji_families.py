@@ -76,16 +76,10 @@ EPOCHS, PATIENCE = 40, 10
 
 
 def powed(emitter, input_shape, power: int):
-    """``x -> x**power -> emitter`` as one functional model (power - 1 Multiply layers)."""
-    import keras
+    """``x -> x**power -> emitter``: the library's :func:`keras_tinyloc.models.powed_emitter`."""
+    from keras_tinyloc.models import powed_emitter
 
-    if power == 1:
-        return emitter
-    inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
-    h = inputs
-    for k in range(2, power + 1):
-        h = keras.layers.Multiply(name=f"pow_{k}")([h, inputs])
-    return keras.Model(inputs, emitter(h), name=f"pow{power}_{emitter.name}")
+    return powed_emitter(emitter, input_shape, power)
 
 
 def run_row(name: str, base, phones_base, out: Path, validation: str = "random", log=print,

@@ -136,6 +136,8 @@ class DistillConfig(TrainConfig):
     def validate(self) -> None:
         if not self.teacher:
             raise TinyLocError("--teacher: a teacher RUN_DIR is required")
+        if self.offset_db:
+            raise TinyLocError("--offset-db: not supported by distill (the Distiller's train step has no augmentation)")
         if not (isinstance(self.alpha, (int, float)) and 0.0 <= self.alpha <= 1.0):
             raise TinyLocError(f"--alpha {self.alpha!r}: must be between 0 and 1")
         if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):

@@ -45,6 +45,8 @@ class TrainConfig:
         batch_size: training batch size.  lr: Adam learning rate.  seed: seeds init, shuffling and dropout.
         weight_decay: decoupled weight decay of Adam (0 = none).
         ap_dropout: training augmentation, probability of turning a heard reading into "not heard" (0 = none).
+        offset_db: training augmentation, one uniform ±offset_db dB RSSI offset per window (an unknown phone's
+            gain; :mod:`keras_tinyloc.augment`), 0 = none.
         data_dir: ``--data-dir`` for the loader (None = default search).
         overwrite: replace an existing non-empty RUN_DIR.
         jit_compile: compile the train step with XLA.
@@ -64,6 +66,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     ap_dropout: float = 0.0
+    offset_db: float = 0.0
     seed: int = 0
     data_dir: str | None = None
     overwrite: bool = False
@@ -88,6 +91,8 @@ class TrainConfig:
             raise TinyLocError(f"--weight-decay {self.weight_decay!r}: must be a non-negative number")
         if not (isinstance(self.ap_dropout, (int, float)) and 0 <= self.ap_dropout < 1):
             raise TinyLocError(f"--ap-dropout {self.ap_dropout!r}: must be in [0, 1)")
+        if not (isinstance(self.offset_db, (int, float)) and 0 <= self.offset_db < math.inf):
+            raise TinyLocError(f"--offset-db {self.offset_db!r}: must be a non-negative number")
         check_out_dir(self.out, self.overwrite)
 
 
@@ -300,13 +305,21 @@ def train(cfg: TrainConfig, dataset=None, log: Callable[[str], None] = print) ->
         cfg.model, dataset.input_shape, dataset.n_classes, cfg.hidden, cfg.layers, seed=cfg.seed, **cfg.model_options
     )
     tagger.compile(optimizer=make_optimizer(cfg), jit_compile=cfg.jit_compile)
+    trainer = tagger
+    if cfg.offset_db > 0:  # per-window offsets drawn afresh every batch inside the train step
+        from keras_tinyloc.augment import AugmentConfig, inverse_span
+        from keras_tinyloc.beyond import make_trainer
+
+        trainer = make_trainer(tagger, inverse_span(dataset.scaling.low, dataset.scaling.high),
+                               AugmentConfig(offset_db=float(cfg.offset_db)), seed=cfg.seed)
+        trainer.compile(optimizer=make_optimizer(cfg), jit_compile=cfg.jit_compile)
     if cfg.verbose:
         log(
             f"train {cfg.model} H{cfg.hidden}L{cfg.layers} on {dataset.name}: {len(dataset.x_train)} train / "
             f"{len(dataset.x_val)} val / {len(dataset.x_test)} test windows, input {dataset.input_shape}, "
             f"{dataset.n_classes} classes, {count_params(tagger)} params"
         )
-    fit = fit_tagger(tagger, tagger, dataset, cfg, log=log)
+    fit = fit_tagger(trainer, tagger, dataset, cfg, log=log)
     metrics = {**evaluate(tagger, dataset), "params": count_params(tagger), **fit}
     write_run(cfg.out, tagger, run_config(cfg, dataset, tagger), metrics, cfg.overwrite)
     if cfg.verbose:
@@ -392,6 +405,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--data-dir", default=None, help="raw data directory (default: $KERAS_TINYLOC_DATA, data/raw)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty RUN_DIR")
+    parser.add_argument("--offset-db", type=float, default=0.0,
+                        help="augmentation: one uniform ±dB offset per training window, a phone's gain (default 0)")
+    parser.add_argument("--input-power", type=int, default=1,
+                        help="feed x**K of the scaled RSSI to the model (K-1 int8 MULs in the model; default 1)")
     parser.add_argument(
         "--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=False,
         help="XLA-compile the train step (default off: see docs/results/train_speed.md)",
@@ -412,7 +429,8 @@ def config_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
     return {
         "dataset": ns.dataset, "model": ns.model, "hidden": ns.hidden, "layers": ns.layers, "out": ns.out,
         "epochs": ns.epochs, "patience": ns.patience, "batch_size": ns.batch_size, "lr": ns.lr,
-        "weight_decay": ns.weight_decay, "ap_dropout": ns.ap_dropout, "seed": ns.seed,
+        "weight_decay": ns.weight_decay, "ap_dropout": ns.ap_dropout, "offset_db": ns.offset_db,
+        "seed": ns.seed, "model_options": {"input_power": ns.input_power} if ns.input_power != 1 else {},
         "data_dir": ns.data_dir, "overwrite": ns.overwrite, "jit_compile": ns.jit_compile, "verbose": not ns.quiet,
     }
 

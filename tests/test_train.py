@@ -147,3 +147,32 @@ def test_ap_dropout_augmentation():
     np.testing.assert_array_equal(again, xa)
     plain = np.concatenate([b[0].numpy() for b in make_dataset(x, y, 100, shuffle=False, seed=3)])
     np.testing.assert_array_equal(plain, x)
+
+
+def test_input_power_and_offset_augmentation_round_trip(tmp_path):
+    """--input-power K puts x**K inside the saved model; --offset-db trains through the augmenting train step."""
+    ds = _dataset()
+    metrics = train(_cfg(tmp_path / "pow", model_options={"input_power": 3}, offset_db=8.0), dataset=ds)
+    tagger, config, saved = load_run(tmp_path / "pow")
+    assert saved["test_f1"] == metrics["test_f1"] and config["offset_db"] == 8.0
+    assert config["model_options"] == {"input_power": 3}
+    names = [layer.name for layer in tagger.emitter.layers]
+    assert names[1:3] == ["pow_2", "pow_3"]
+    x = ds.x_test[:5]
+    inner = tagger.emitter.layers[-1]  # the family's emitter, fed x**3 by the two Multiply layers
+    np.testing.assert_allclose(np.asarray(tagger.emitter(x)), np.asarray(inner(x ** 3)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw, match", [({"offset_db": -1.0}, "--offset-db -1.0"),
+                                       ({"model_options": {"input_power": 0}}, "--input-power 0")])
+def test_bad_augmentation_and_power(tmp_path, kw, match):
+    with pytest.raises(TinyLocError, match=match):
+        train(_cfg(tmp_path / "bad", **kw), dataset=_dataset())
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_accepts_input_power_and_offset(tmp_path):
+    ns = train_mod.build_parser().parse_args(["--dataset", "toy", "--model", "mlp", "--hidden", "4", "--layers", "1",
+                                              "--out", str(tmp_path / "r"), "--input-power", "3", "--offset-db", "8"])
+    kw = train_mod.config_kwargs(ns)
+    assert kw["model_options"] == {"input_power": 3} and kw["offset_db"] == 8.0
