@@ -201,7 +201,7 @@ rows.head(20)'''),
     new_code_cell('''from IPython.display import Markdown, display
 display(Markdown(Path(SWEEP, "tables.md").read_text()))'''),
     new_code_cell('''from IPython.display import Image
-for png in sorted(Path(SWEEP).glob("*.png"))[:6]:
+for png in sorted(p for p in Path(SWEEP).rglob("*.png") if "runs" not in p.relative_to(SWEEP).parts)[:6]:
     print(png.name); display(Image(filename=str(png)))'''),
 ]
 
