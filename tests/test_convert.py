@@ -279,3 +279,18 @@ def test_convert_run_exports_the_access_point_selection(run_dir, ds, tmp_path):
     plain = tmp_path / "int8-plain"
     convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), out=str(plain)), dataset=ds)
     assert "kFeatureIndex" not in (plain / "model_settings.h").read_text()
+
+
+def test_powed_input_model_converts_to_full_int8_and_runs_in_tflm(ds):
+    """`train --input-power 3` puts x**3 (two MULs) in front of the emitter: still integer-only, still runs in TFLM."""
+    from keras_tinyloc import tflite_inspect
+    from keras_tinyloc.models import powed_emitter
+
+    model = powed_emitter(_emitter(), ds.input_shape, 3)
+    buf = convert.convert_emitter(model, "int8", ds.x_train)
+    info = tflite_inspect.inspect_tflite(buf)
+    tflite_inspect.check_int8(info, what="powed")  # raises, naming ops, on any float island
+    plain = tflite_inspect.inspect_tflite(convert.convert_emitter(_emitter(), "int8", ds.x_train))
+    assert [op.name for op in info.ops].count("MUL") == [op.name for op in plain.ops].count("MUL") + 2
+    y, _ = tflm.run_tflm(buf, np.zeros((2, *ds.input_shape), np.int8))
+    assert y.shape == (2, ds.window, ds.n_classes)

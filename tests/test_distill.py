@@ -119,4 +119,7 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert err.startswith("error: ") and "no such run directory" in err and err.count("\n") == 1
     assert distill_mod.main(["--teacher", str(tmp_path), *args, "--temperature", "0"]) == 2
     assert "--temperature 0.0" in capsys.readouterr().err
+    assert distill_mod.main(["--teacher", str(tmp_path), *args, "--offset-db", "8"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --offset-db: not supported by distill (the Distiller's train step has no augmentation)")
     assert not (tmp_path / "s").exists()
