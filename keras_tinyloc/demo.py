@@ -114,14 +114,13 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         config = json.loads((run_dir / "config.json").read_text())
         r8 = reports[(run_dir.name, "int8")]
         rd = reports[(run_dir.name, "dynamic")]
-        fits = [m["name"] for m in r8.get("mcu_fit", []) if m.get("fits")] if isinstance(r8.get("mcu_fit"), list) \
-            else [k for k, v in (r8.get("mcu_fit") or {}).items() if (v.get("fits") if isinstance(v, dict) else v)]
+        fits = [name for name, fit in r8["mcu_fit"].items() if fit["fits"]]  # mcu.fit(): {MCU: {ram, flash, fits}}
         rows.append({
             "run": run_dir.name, "model": f"{config['model']} H{config['hidden']}L{config['layers']}",
             "params": metrics.get("params"), "val_f1": metrics.get("val_f1"), "test_f1_float": metrics.get("test_f1"),
             "test_acc_float": metrics.get("test_acc"),
             "test_f1_int8_tflm": r8.get("test_f1_int8"), "test_acc_int8_tflm": r8.get("test_acc_int8"),
-            "test_f1_dynamic": rd.get("test_f1_dynamic", rd.get("test_f1_int8")),
+            "test_f1_dynamic": rd.get("test_f1_dynamic"),
             "arena_bytes": r8.get("arena_bytes"), "flatbuffer_bytes": r8.get("flatbuffer_bytes"),
             "tflm_matches_litert": r8.get("tflm_matches_litert"), "mcus_that_fit": fits,
         })

@@ -8,19 +8,6 @@ from keras_tinyloc.errors import TinyLocError
 T, F, C = 6, 5, 3
 
 
-def _raw_int8(model, x):
-    """Full-int8 conversion straight through tf.lite (no checks), so float islands survive for inspection."""
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
-
-
 def _model(kind):
     import keras
 
@@ -40,10 +27,10 @@ def xcal():
     return np.random.default_rng(0).random((20, T, F)).astype(np.float32)
 
 
-def test_int8_graph_ops_tensors_and_io_quantization(xcal):
+def test_int8_graph_ops_tensors_and_io_quantization(xcal, raw_int8):
     from ai_edge_litert import interpreter as litert
 
-    buf = _raw_int8(_model("conv"), xcal)
+    buf = raw_int8(_model("conv"), xcal)
     info = ti.inspect_tflite(buf)
     assert {"FULLY_CONNECTED", "CONV_2D"} <= set(info.op_types)
     assert ti.float_ops(info) == []
@@ -60,8 +47,8 @@ def test_int8_graph_ops_tensors_and_io_quantization(xcal):
     assert [op.name for op in info.ops] == [d["op_name"] for d in it._get_ops_details()]
 
 
-def test_layernorm_float_island_is_rejected_with_op_names(xcal):
-    info = ti.inspect_tflite(_raw_int8(_model("layernorm"), xcal))
+def test_layernorm_float_island_is_rejected_with_op_names(xcal, raw_int8):
+    info = ti.inspect_tflite(raw_int8(_model("layernorm"), xcal))
     bad = ti.float_ops(info)
     assert bad, "LayerNormalization should leave a float island in the int8 graph"
     with pytest.raises(TinyLocError) as err:
@@ -69,8 +56,8 @@ def test_layernorm_float_island_is_rejected_with_op_names(xcal):
     assert "float op" in str(err.value) and bad[0] in str(err.value)
 
 
-def test_exp_is_named_as_unsupported_in_tflm(xcal):
-    info = ti.inspect_tflite(_raw_int8(_model("exp"), xcal))
+def test_exp_is_named_as_unsupported_in_tflm(xcal, raw_int8):
+    info = ti.inspect_tflite(raw_int8(_model("exp"), xcal))
     assert ti.unsupported_ops(info) == ["EXP"]
     with pytest.raises(TinyLocError, match="EXP"):
         ti.check_int8(info)

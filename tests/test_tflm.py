@@ -11,20 +11,8 @@ from keras_tinyloc.quantize import dequantize, quantize
 T, F, C = 8, 6, 4
 
 
-def _int8(model, x):
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
-
-
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(raw_int8):
     """A Dense + causal Conv1D + Dense emitter (batch 1), its int8 flatbuffer and test inputs."""
     import keras
 
@@ -34,7 +22,7 @@ def tiny():
     h = keras.layers.Conv1D(12, 3, padding="causal", activation="tanh")(h)
     model = keras.Model(inp, keras.layers.Dense(C)(h))
     x = np.random.default_rng(1).random((60, T, F)).astype(np.float32)
-    return model, _int8(model, x[:40]), x
+    return model, raw_int8(model, x[:40]), x
 
 
 def _io(buf):
@@ -107,14 +95,14 @@ def _requantize_double_rounding(acc, multiplier):
     return out
 
 
-def test_tflm_fully_connected_is_the_gemmlowp_reference(tiny):
+def test_tflm_fully_connected_is_the_gemmlowp_reference(tiny, raw_int8):
     """An int8 Dense layer computed independently in NumPy equals TFLM's output element for element."""
     import keras
     from ai_edge_litert import interpreter as litert
 
     _, _, x = tiny
     inp = keras.Input(batch_shape=(1, T, F))
-    buf = _int8(keras.Model(inp, keras.layers.Dense(C, bias_initializer="glorot_uniform")(inp)), x[:40])
+    buf = raw_int8(keras.Model(inp, keras.layers.Dense(C, bias_initializer="glorot_uniform")(inp)), x[:40])
     it = litert.Interpreter(model_content=buf, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
     it.allocate_tensors()
     (sx, zx), (so, zo) = _io(buf)
@@ -148,13 +136,13 @@ def test_wrong_input_shape_or_dtype_is_a_user_error(tiny):
         tflm.run_litert(buf, np.zeros((2, T, F), np.float32))
 
 
-def test_op_tflm_cannot_run_is_named(tiny):
+def test_op_tflm_cannot_run_is_named(tiny, raw_int8):
     import keras
 
     _, _, x = tiny
     inp = keras.Input(batch_shape=(1, T, F))
     h = keras.layers.Activation("gelu")(keras.layers.Dense(8)(inp))
-    buf = _int8(keras.Model(inp, keras.layers.Dense(C)(h)), x[:10])
+    buf = raw_int8(keras.Model(inp, keras.layers.Dense(C)(h)), x[:10])
     with pytest.raises(TinyLocError, match="GELU"):
         tflm.minimal_arena(buf)
     with pytest.raises(TinyLocError, match="GELU"):
