@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_tinyloc import mcu, tflite_inspect, tflm
+from keras_tinyloc import calibrate, mcu, tflite_inspect, tflm
 from keras_tinyloc.errors import TinyLocError, cli_errors
 from keras_tinyloc.paths import atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text
-from keras_tinyloc.quantize import dequantize, quantize, representative_dataset
+from keras_tinyloc.quantize import dequantize, quantize, representative_dataset, representative_sample
 
 QUANT_MODES = ("int8", "dynamic", "float")
 
@@ -47,6 +47,7 @@ class ConvertConfig:
         out: output directory; None = ``run_dir/tflite-<quant>``.
         sketch: if set, also export the device files next to this sketch (``keras_tinyloc.sketch``).
         n_calibration: training windows in the representative dataset; seed: which ones.
+        calibration: int8 activation ranges: ``mse`` (MSE-optimal clipping, default) or ``minmax`` (converter's own).
         arena_margin_bytes: added to the measured arena in ``model_settings.h``.
         overwrite: replace an existing non-empty ``out``.
         data_dir: override the run's data directory (None = the one in config.json).
@@ -58,6 +59,7 @@ class ConvertConfig:
     sketch: str | None = None
     n_calibration: int = 200
     seed: int = 0
+    calibration: str = "mse"
     arena_margin_bytes: int = 256
     overwrite: bool = False
     data_dir: str | None = None
@@ -93,12 +95,16 @@ INT8_ATTEMPTS = 4  # see convert_emitter: the int8 quantizer is not deterministi
 
 
 def convert_emitter(emitter, quant: str = "int8", rep_x: np.ndarray | None = None,
-                    n_calibration: int = 200, seed: int = 0) -> bytes:
+                    n_calibration: int = 200, seed: int = 0, calibration: str = "mse",
+                    calibration_log: list | None = None) -> bytes:
     """Convert an emitter ``(B,T,F) -> (B,T,C)`` to a .tflite flatbuffer with batch 1.
 
     Args:
         quant: ``int8`` (full integer, int8 input/output; needs ``rep_x``), ``dynamic`` or ``float``.
         rep_x: ``(B,T,F)`` float32 training windows for calibration (int8 only); ``n_calibration`` of them are used.
+        calibration: int8 activation ranges, ``mse`` (default: MSE-optimal clipping per tensor) or ``minmax`` (the
+            converter's own); see :mod:`keras_tinyloc.calibrate`.
+        calibration_log: if a list, the clipped tensors' records (``calibrate.clip_ranges``) are appended to it.
     Raises TinyLocError for bad representative data, a converter failure, or (int8) a graph that is not integer-only
     or uses ops TFLM cannot run — naming the ops.
     """
@@ -106,6 +112,8 @@ def convert_emitter(emitter, quant: str = "int8", rep_x: np.ndarray | None = Non
 
     if quant not in QUANT_MODES:
         raise TinyLocError(f"--quant {quant!r}: choose from {', '.join(QUANT_MODES)}")
+    if calibration not in calibrate.CALIBRATIONS:
+        raise TinyLocError(f"--calibration {calibration!r}: choose from {', '.join(calibrate.CALIBRATIONS)}")
     model = fixed_batch(emitter)
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if quant == "int8":
@@ -114,6 +122,7 @@ def convert_emitter(emitter, quant: str = "int8", rep_x: np.ndarray | None = Non
         rep = check_representative(rep_x, emitter)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = representative_dataset(rep, n=n_calibration, seed=seed)
+        rep_sample = representative_sample(rep, n=n_calibration, seed=seed)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
@@ -127,7 +136,10 @@ def convert_emitter(emitter, quant: str = "int8", rep_x: np.ndarray | None = Non
         noise = io.StringIO()
         try:
             with contextlib.redirect_stdout(noise), tflm.capture_fd(2) as cap:
-                buf = conv.convert()
+                if quant == "int8":
+                    buf, clipped = calibrate.quantize_with_calibration(conv, rep_sample, calibration)
+                else:
+                    buf = conv.convert()
         except Exception as exc:  # the converter raises many types; report its first line
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             detail = tflm.tflm_error_lines(cap["text"]) if "cap" in locals() else ""
@@ -136,6 +148,8 @@ def convert_emitter(emitter, quant: str = "int8", rep_x: np.ndarray | None = Non
             break
         try:
             tflite_inspect.check_int8(tflite_inspect.inspect_tflite(buf), what=f"emitter {emitter.name!r}")
+            if calibration_log is not None:
+                calibration_log.extend(clipped)
             break
         except TinyLocError as exc:
             if attempt == INT8_ATTEMPTS or "float op" not in str(exc):
@@ -202,7 +216,7 @@ def decode_metrics(emissions: np.ndarray, y: np.ndarray, crf: dict) -> tuple[dic
 
 
 def convert_model(emitter, crf: dict, ds, quant: str = "int8", n_calibration: int = 200, seed: int = 0,
-                  name: str = "model") -> tuple[bytes, dict]:
+                  name: str = "model", calibration: str = "mse") -> tuple[bytes, dict]:
     """Convert ``emitter``, run it (TFLM for int8/float, LiteRT for dynamic), measure and evaluate on ``ds``'s test split.
 
     Args:
@@ -216,13 +230,17 @@ def convert_model(emitter, crf: dict, ds, quant: str = "int8", n_calibration: in
         invoke_us_litert, deployable_tflm, mcu_fit, ram_classes.
     """
     t0 = time.perf_counter()
-    named = convert_emitter(emitter, quant, ds.x_train, n_calibration=n_calibration, seed=seed)
+    clipped: list[dict] = []
+    named = convert_emitter(emitter, quant, ds.x_train, n_calibration=n_calibration, seed=seed,
+                            calibration=calibration, calibration_log=clipped)
     t_conv = time.perf_counter() - t0
     summ = tflite_inspect.summary(tflite_inspect.inspect_tflite(named))  # the converter's tensor names, for people
     buf = strip_tensor_names(named)  # what ships: same graph, names "t<i>"
     info = tflite_inspect.inspect_tflite(buf)
     rep: dict = {"name": name, "quant": quant, "flatbuffer_bytes": len(buf),
                  "flatbuffer_bytes_with_names": len(named), "convert_seconds": round(t_conv, 3),
+                 "calibration": calibration if quant == "int8" else None,
+                 "calibration_clipped_tensors": len(clipped) if quant == "int8" else None,
                  "ops": summ["op_types"], "op_sequence": summ["ops"], "n_ops": len(summ["ops"]),
                  "float_ops": summ["float_ops"], "tensors": summ["tensors"], "input": summ["input"],
                  "output": summ["output"]}
@@ -330,7 +348,8 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
     ds = dataset if dataset is not None else load_run_dataset(config, cfg.data_dir)
     crf = _crf_scores(tagger, config)
     name = Path(cfg.run_dir).resolve().name
-    buf, rep = convert_model(tagger.emitter, crf, ds, cfg.quant, cfg.n_calibration, cfg.seed, name=name)
+    buf, rep = convert_model(tagger.emitter, crf, ds, cfg.quant, cfg.n_calibration, cfg.seed, name=name,
+                             calibration=cfg.calibration)
     params = metrics.get("params") or int(sum(int(np.prod(w.shape)) for w in tagger.weights))
     rep = {"run_dir": str(cfg.run_dir), "dataset": config.get("dataset"), "model": config.get("model"),
            "hidden": config.get("hidden"), "layers": config.get("layers"), "params": int(params),
@@ -402,6 +421,9 @@ def report_markdown(rep: dict) -> str:
         f"| test macro-F1 {q} ({rep.get('eval_backend')}) | {_fmt(rep[f'test_f1_{q}'], True)} |",
         f"| test accuracy float / {q} | {_fmt(rep['test_acc_float'], True)} / {_fmt(rep[f'test_acc_{q}'], True)} |",
         f"| F1 drop | {rep['f1_drop_points']} points |",
+        f"| int8 calibration | {rep.get('calibration') or '–'}"
+        + (f" ({rep['calibration_clipped_tensors']} activation ranges clipped)" if rep.get("calibration") == "mse" else "")
+        + " |",
         f"| TFLM invoke (host) | {_fmt(rep.get('invoke_us_tflm'))} µs |",
         f"| ops ({rep['n_ops']} nodes) | {', '.join(rep['ops'])} |",
         f"| float ops | {', '.join(rep['float_ops']) or 'none'} |",
@@ -436,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sketch", metavar="DIR", help="also export the device files next to this sketch")
     p.add_argument("--n-calibration", type=int, default=200, help="training windows used for int8 calibration")
     p.add_argument("--seed", type=int, default=0, help="which calibration windows")
+    p.add_argument("--calibration", choices=calibrate.CALIBRATIONS, default="mse",
+                   help="int8 activation ranges: mse = clip each tensor's range to minimise its expected squared "
+                        "quantization error (default), minmax = the converter's min-max ranges")
     p.add_argument("--arena-margin", type=int, default=256, help="bytes added to the measured arena on the device")
     p.add_argument("--data-dir", help="override the run's data directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
@@ -446,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     cfg = ConvertConfig(run_dir=a.run_dir, quant=a.quant, out=a.out, sketch=a.sketch, n_calibration=a.n_calibration,
-                        seed=a.seed, arena_margin_bytes=a.arena_margin, overwrite=a.overwrite, data_dir=a.data_dir)
+                        seed=a.seed, calibration=a.calibration, arena_margin_bytes=a.arena_margin,
+                        overwrite=a.overwrite, data_dir=a.data_dir)
     rep = convert_run(cfg)
     q = rep["quant"]
     print(f"{cfg.out_dir()}: {q} flatbuffer {rep['flatbuffer_bytes']} B, arena {rep.get('arena_bytes')} B, "

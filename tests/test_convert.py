@@ -143,6 +143,7 @@ def test_convert_run_int8_writes_everything_and_measures_through_tflm(run_dir, d
     assert on_disk["test_f1_int8"] == rep["test_f1_int8"]
     buf = (out / "model.tflite").read_bytes()
     assert rep["flatbuffer_bytes"] == len(buf) and rep["float_ops"] == []
+    assert rep["calibration"] == "mse" and rep["calibration_clipped_tensors"] >= 0  # the default ranges
     # float F1 equals what train measured with the TF CRF decoder (an independent Viterbi)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert rep["test_f1_float"] == pytest.approx(metrics["test_f1"], abs=1e-9)
@@ -157,6 +158,7 @@ def test_convert_run_int8_writes_everything_and_measures_through_tflm(run_dir, d
     assert "AddFullyConnected" in settings
     md = (out / "report.md").read_text()
     assert f"| flatbuffer (flash), tensor names stripped | {len(buf):,} B" in md and "bit-identical" in md
+    assert "| int8 calibration | mse (" in md
 
 
 def test_convert_run_dynamic_is_host_only(run_dir, ds, tmp_path):
@@ -294,3 +296,13 @@ def test_powed_input_model_converts_to_full_int8_and_runs_in_tflm(ds):
     assert [op.name for op in info.ops].count("MUL") == [op.name for op in plain.ops].count("MUL") + 2
     y, _ = tflm.run_tflm(buf, np.zeros((2, *ds.input_shape), np.int8))
     assert y.shape == (2, ds.window, ds.n_classes)
+
+
+def test_calibration_minmax_is_recorded_and_is_a_cli_choice(run_dir, ds, tmp_path):
+    out = tmp_path / "mm"
+    rep = convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), out=str(out), calibration="minmax"), dataset=ds)
+    on_disk = json.loads((out / "report.json").read_text())
+    assert rep["calibration"] == on_disk["calibration"] == "minmax" and on_disk["calibration_clipped_tensors"] == 0
+    assert "| int8 calibration | minmax |" in (out / "report.md").read_text()
+    assert convert.build_parser().parse_args([str(run_dir)]).calibration == "mse"
+    assert convert.build_parser().parse_args([str(run_dir), "--calibration", "minmax"]).calibration == "minmax"
