@@ -16,7 +16,8 @@ Quantization", sec. 3.5):
 Squared error rarely pays for saturating real outliers at 8 bits (a Gaussian bulk with two 8-sigma values keeps
 alpha >= 0.9); it shrinks ranges that are wider than the tensor's values (alpha 0.12-0.2 on the scan's per-step
 tensors of House B H8L1; median alpha over its 107 clipped tensors 0.90). Measured: House B Mamba H8L1 int8 F1 drop
-+3.59 -> +0.17 points, House D H8L1 +1.79 -> -0.04 (``benchmarks/convert_targets.py``, column "drop min-max").
++3.59 -> +0.17 points, House D H8L1 +1.78 -> -0.09; 34 of the 35 paper configurations within 1 point
+(31 with min-max) — ``docs/results/convert_targets.md``, columns "drop" and "drop min-max".
 
 The expectation is taken over a histogram (``BINS`` bins over the min-max range) of the tensor's float values on the
 representative windows, computed by running the calibrated float flatbuffer in LiteRT with all intermediates kept.
@@ -85,21 +86,37 @@ def calibrated_model(converter) -> bytes:
         converter._experimental_calibrate_only = False  # noqa: SLF001
 
 
-def activation_histograms(calibrated: bytes, rep_x: np.ndarray, tensors: dict[int, tuple[float, float]],
-                          bins: int = BINS) -> dict[int, np.ndarray]:
-    """Histograms ``(bins,)`` of each tensor's float values over ``rep_x`` (B,T,F), bins spanning its min-max range.
+def _feed(it, sample) -> None:
+    """Set the interpreter's inputs from one sample: a window ``(T,F)`` (single input) or ``{input name: array}``.
 
-    ``tensors``: ``{tensor index: (lo, hi)}``. Runs the calibrated float model in LiteRT, one window at a time,
-    keeping every intermediate tensor.
+    With a dict, the key must occur in the flatbuffer's input tensor name (``serving_default_x_t:0`` for ``x_t``).
+    """
+    details = it.get_input_details()
+    if not isinstance(sample, dict):
+        it.set_tensor(details[0]["index"], np.asarray(sample, np.float32)[None].astype(details[0]["dtype"]))
+        return
+    for d in details:
+        keys = [k for k in sample if k in d["name"]]
+        if len(keys) != 1:
+            raise TinyLocError(f"calibration sample keys {sorted(sample)} do not name input {d['name']!r} uniquely")
+        it.set_tensor(d["index"], np.asarray(sample[keys[0]], np.float32).reshape(d["shape"]).astype(d["dtype"]))
+
+
+def activation_histograms(calibrated: bytes, samples, tensors: dict[int, tuple[float, float]],
+                          bins: int = BINS) -> dict[int, np.ndarray]:
+    """Histograms ``(bins,)`` of each tensor's float values over ``samples``, bins spanning its min-max range.
+
+    ``samples``: windows ``(B,T,F)`` of a single-input model, or a list of ``{input name: array}`` (multi-input
+    models such as the streaming step model). ``tensors``: ``{tensor index: (lo, hi)}``. Runs the calibrated float
+    model in LiteRT, one sample at a time, keeping every intermediate tensor.
     """
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
     it.allocate_tensors()
-    inp = it.get_input_details()[0]
     hist = {i: np.zeros(bins, np.int64) for i in tensors}
-    for window in np.asarray(rep_x, np.float32):
-        it.set_tensor(inp["index"], window[None].astype(inp["dtype"]))
+    for sample in samples:
+        _feed(it, sample)
         it.invoke()
         for i, (lo, hi) in tensors.items():
             try:
@@ -110,8 +127,10 @@ def activation_histograms(calibrated: bytes, rep_x: np.ndarray, tensors: dict[in
     return hist
 
 
-def clip_ranges(calibrated: bytes, rep_x: np.ndarray, grid=ALPHA_GRID, bins: int = BINS) -> tuple[bytes, list[dict]]:
-    """Rewrite the min/max of every calibrated activation tensor (not the model input) to its MSE-optimal clip.
+def clip_ranges(calibrated: bytes, rep_x, grid=ALPHA_GRID, bins: int = BINS) -> tuple[bytes, list[dict]]:
+    """Rewrite the min/max of every calibrated activation tensor (not the model inputs) to its MSE-optimal clip.
+
+    ``rep_x``: the calibration samples (see :func:`activation_histograms`).
 
     Returns the rewritten calibrated flatbuffer and one record per tensor that was clipped:
     ``{"tensor", "name", "min", "max", "alpha", "error_ratio"}``.
@@ -162,11 +181,12 @@ def quantize_calibrated(calibrated: bytes, int8_io: bool = True) -> bytes:
         return bytes(tf_convert.mlir_quantize(calibrated, False, input_data_type=io_type, output_data_type=io_type))
 
 
-def quantize_with_calibration(converter, rep_x: np.ndarray, method: str = "mse") -> tuple[bytes, list[dict]]:
+def quantize_with_calibration(converter, rep_x, method: str = "mse") -> tuple[bytes, list[dict]]:
     """Full-int8 flatbuffer from a converter already set up for int8 (representative dataset, int8 I/O).
 
     ``method``: ``"mse"`` (clip each activation range, see module docstring) or ``"minmax"`` (the converter's own
-    ranges). ``rep_x`` (B,T,F): the calibration windows (the same the converter's representative dataset yields).
+    ranges). ``rep_x``: the calibration samples the converter's representative dataset yields — windows (B,T,F), or
+    ``{input name: array}`` dicts for a multi-input model.
     Returns ``(flatbuffer, clipped tensors)``.
     """
     if method not in CALIBRATIONS:

@@ -279,7 +279,7 @@ def _signature_order(tflite_bytes: bytes) -> tuple[list[str], list[str]]:
 
 
 def convert_step_model(step_model, x_train: np.ndarray, n_windows: int = 64, n_calibration: int = 400, seed: int = 0,
-                       retries: int = 3) -> tuple[bytes, dict]:
+                       retries: int = 3, calibration: str = "mse") -> tuple[bytes, dict]:
     """Full-int8 flatbuffer of ``step_model`` (tensor names stripped) and its I/O map.
 
     Calibration: the float step model runs over ``n_windows`` training windows ``(B,T,F)`` from zero states; every
@@ -287,11 +287,15 @@ def convert_step_model(step_model, x_train: np.ndarray, n_windows: int = 64, n_c
     Returns ``(tflite_bytes, io)`` with ``io = {"inputs": [names in subgraph order], "outputs": [...],
     "input_q": [(scale, zero_point)], "output_q": [...]}``; names are ``x_t``, ``conv_<l>``, ``ssm_<l>`` and for outputs
     ``emissions``, ``conv_<l>``, ``ssm_<l>``. Raises TinyLocError when the graph is not integer-only (retried
-    ``retries`` times first: the converter occasionally leaves a float island).
+    ``retries`` times first: the converter occasionally leaves a float island). ``calibration``: activation ranges,
+    ``mse`` (clipped, :mod:`keras_tinyloc.calibrate`) or ``minmax`` (the converter's own).
     """
+    import contextlib
+    import io as io_
+
     import tensorflow as tf
 
-    from keras_tinyloc import convert, tflite_inspect
+    from keras_tinyloc import calibrate, convert, tflite_inspect, tflm
 
     rng = np.random.default_rng(seed)
     x_train = np.asarray(x_train, np.float32)
@@ -318,7 +322,8 @@ def convert_step_model(step_model, x_train: np.ndarray, n_windows: int = 64, n_c
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-        buf = bytes(conv.convert())
+        with contextlib.redirect_stdout(io_.StringIO()), tflm.capture_fd(2):
+            buf, _ = calibrate.quantize_with_calibration(conv, list(rep()), calibration)
         try:
             tflite_inspect.check_int8(tflite_inspect.inspect_tflite(buf), what=f"step model {step_model.name!r}")
         except TinyLocError as exc:
