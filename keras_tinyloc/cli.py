@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("keras_tinyloc.data.cli", "datasets: info, download (UJIIndoorLoc), simulate (houses)"),
     "train": ("keras_tinyloc.train", "train an MDCSA or Mamba model with a CRF head"),
     "distill": ("keras_tinyloc.distill", "knowledge distillation from a trained teacher run"),
+    "qat": ("keras_tinyloc.qat", "quantization-aware fine-tuning of a trained run (simulated int8)"),
     "convert": ("keras_tinyloc.convert", "convert a run to .tflite (int8/dynamic/float), run it in TFLM, report"),
     "export-sketch": ("keras_tinyloc.sketch", "copy the generated model files next to the Arduino/STM32 sketch"),
     "replay": ("keras_tinyloc.replay", "replay a recorded session to a board over serial and compare rooms"),

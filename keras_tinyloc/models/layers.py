@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_tinyloc.qat import L2NORM_RANGE, LOGISTIC_RANGE, fq
+
 
 # ---------------------------------------------------------------------------------------------------------- MDCSA
 @keras.saving.register_keras_serializable(package="keras_tinyloc")
@@ -115,12 +117,15 @@ class Int8ELU(keras.layers.Layer):
 
 
 # ---------------------------------------------------------------------------------------------------------- Mamba
-def silu(x):
+def silu(x, qat_key: str | None = None):
     """SiLU (swish) written as ``x * sigmoid(x)`` so it converts to LOGISTIC + MUL (both int8 in TFLM).
 
     Shapes: any ``(...)`` -> the same. (Elfwing et al. 2018, eq. 2: ``silu(x) = x * sigma(x)``.)
+    ``qat_key``: name of its two int8 tensors under quantization-aware fine-tuning (:func:`keras_tinyloc.qat.fq`).
     """
-    return ops.multiply(x, ops.sigmoid(x))
+    if qat_key is None:
+        return ops.multiply(x, ops.sigmoid(x))
+    return fq(ops.multiply(x, fq(ops.sigmoid(x), f"{qat_key}/sigmoid", LOGISTIC_RANGE)), qat_key)
 
 
 @keras.saving.register_keras_serializable(package="keras_tinyloc")
@@ -156,6 +161,7 @@ class RMSNorm(keras.layers.Layer):
         h = int(x.shape[-1])
         sum_sq = ops.sum(ops.square(x), axis=-1, keepdims=True)  # (..., 1); fused away by the converter
         unit = ops.multiply(x, ops.rsqrt(ops.add(sum_sq, h * self.epsilon)))  # x / ||x||, L2_NORMALIZATION
+        unit = fq(unit, f"{getattr(self, 'qat_key', self.name)}/l2", L2NORM_RANGE)  # identity outside QAT
         return ops.multiply(unit, ops.multiply(self.weight, float(np.sqrt(h))))
 
     def compute_output_shape(self, input_shape):

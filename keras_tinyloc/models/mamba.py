@@ -41,6 +41,7 @@ from keras import ops
 
 from keras_tinyloc.errors import TinyLocError
 from keras_tinyloc.models.layers import RMSNorm, silu
+from keras_tinyloc.qat import LOGISTIC_RANGE, fq
 
 
 @keras.saving.register_keras_serializable(package="keras_tinyloc")
@@ -65,7 +66,7 @@ class NegInvSoftplusDt(keras.initializers.Initializer):
         return {"dt_min": self.dt_min, "dt_max": self.dt_max, "dt_floor": self.dt_floor, "seed": self.seed}
 
 
-def _powers(a, n_max: int):
+def _powers(a, n_max: int, qat_key: str = "powers"):
     """``[a^1, ..., a^n_max]`` stacked on a new last axis by repeated squaring: (B,T,E) -> (B,T,E,n_max).
 
     ``p_{2k} = concat(p_k, p_k * a^k)`` with ``a^{2k} = a^k * a^k``: ceil(log2 n_max) rounds of 2 MUL + 1 CONCAT
@@ -75,10 +76,10 @@ def _powers(a, n_max: int):
     p = ak
     k = 1
     while k < n_max:
-        p = ops.concatenate([p, ops.multiply(p, ak)], axis=-1)  # (B,T,E,2k)
+        p = fq(ops.concatenate([p, fq(ops.multiply(p, ak), f"{qat_key}/p{k}ak")], axis=-1), f"{qat_key}/p{2 * k}")
         k *= 2
         if k < n_max:
-            ak = ops.multiply(ak, ak)  # a^k for the next round
+            ak = fq(ops.multiply(ak, ak), f"{qat_key}/a{k}")  # a^k for the next round
     return p[..., :n_max] if k != n_max else p
 
 
@@ -172,13 +173,15 @@ class SelectiveScan(keras.layers.Layer):
     def _scan(self, x, v, bm, cm, scaled: bool, want_states: bool = False):
         """The unrolled recurrence, in ``scan_chunks`` time chunks; returns y (B,T,E) or the T states g_t (B,E,N)."""
         n = self.d_state
-        a = ops.sigmoid(v)  # a = exp(-delta), (B,T,E)
+        key = getattr(self, "qat_key", self.name)  # fq(): identity outside quantization-aware fine-tuning
+        a = fq(ops.sigmoid(v), f"{key}/a", LOGISTIC_RANGE)  # a = exp(-delta), (B,T,E)
         c_gain = 1.0 / np.arange(1, n + 1, dtype="float32")
         if scaled and self.state_scale_e is not None:
-            x = ops.multiply(x, ops.convert_to_tensor(1.0 / np.array(self.state_scale_e, "float32")))
-            bm = ops.multiply(bm, ops.convert_to_tensor(1.0 / np.array(self.state_scale_n, "float32")))
+            x = fq(ops.multiply(x, ops.convert_to_tensor(1.0 / np.array(self.state_scale_e, "float32"))), f"{key}/xs")
+            bm = fq(ops.multiply(bm, ops.convert_to_tensor(1.0 / np.array(self.state_scale_n, "float32"))),
+                    f"{key}/bs")
             c_gain = c_gain * np.array(self.state_scale_n, "float32")
-        c = ops.multiply(cm, ops.convert_to_tensor(c_gain))  # C_t s_n / n, (B,T,N)
+        c = fq(ops.multiply(cm, ops.convert_to_tensor(c_gain)), f"{key}/c")  # C_t s_n / n, (B,T,N)
         t_len = int(x.shape[1])
         k = min(self.scan_chunks, t_len)
         if k > 1:  # contiguous chunks of near-equal length: every (B,T,E,N) temporary shrinks k-fold
@@ -188,23 +191,26 @@ class SelectiveScan(keras.layers.Layer):
             a, x, bm, c = [a], [x], [bm], [c]
         g, states, ys = None, [], []
         for a_c, x_c, b_c, c_c in zip(a, x, bm, c):
-            p = _powers(a_c, n)  # P = a^n, (B,t,E,N)
-            one_minus_p = ops.subtract(1.0, p)
+            p = _powers(a_c, n, f"{key}/powers")  # P = a^n, (B,t,E,N)
+            one_minus_p = fq(ops.subtract(1.0, p), f"{key}/1-p")
             p_t = ops.unstack(p, axis=1)  # t x (B,E,N)
             # ((1 - P) x) B: no separate B x tensor (B,t,E,N) is live at the same time
-            u = ops.multiply(ops.multiply(one_minus_p, ops.expand_dims(x_c, -1)), ops.expand_dims(b_c, -2))
+            u = fq(ops.multiply(fq(ops.multiply(one_minus_p, ops.expand_dims(x_c, -1)), f"{key}/u1"),
+                                ops.expand_dims(b_c, -2)), f"{key}/u")
             chunk = []
             for p_s, u_s in zip(p_t, ops.unstack(u, axis=1)):  # unrolled at trace time: T is fixed
-                g = u_s if g is None else ops.add(ops.multiply(p_s, g), u_s)  # g_0 = U_0 since g_{-1} = 0
+                # g_0 = U_0 since g_{-1} = 0
+                g = u_s if g is None else fq(ops.add(fq(ops.multiply(p_s, g), f"{key}/pg"), u_s), f"{key}/g")
                 chunk.append(g)
             states += chunk
             if not want_states:  # sum_n g_n C_n s_n / n for the chunk's steps, (B,t,E)
-                ys.append(ops.squeeze(ops.matmul(ops.stack(chunk, axis=1), ops.expand_dims(c_c, -1)), -1))
+                ys.append(fq(ops.squeeze(ops.matmul(ops.stack(chunk, axis=1), ops.expand_dims(c_c, -1)), -1),
+                             f"{key}/y"))
         if want_states:
             return states
         y = ys[0] if len(ys) == 1 else ops.concatenate(ys, axis=1)  # (B,T,E)
         if scaled and self.state_scale_e is not None:
-            y = ops.multiply(y, ops.convert_to_tensor(np.array(self.state_scale_e, "float32")))
+            y = fq(ops.multiply(y, ops.convert_to_tensor(np.array(self.state_scale_e, "float32"))), f"{key}/ys")
         return y
 
     def states(self, inputs):
@@ -215,7 +221,8 @@ class SelectiveScan(keras.layers.Layer):
     def call(self, inputs):
         x, v, bm, cm = inputs
         y = self._scan(x, v, bm, cm, scaled=True)  # (B,T,E)
-        return ops.add(y, ops.multiply(x, self.D))
+        key = getattr(self, "qat_key", self.name)
+        return fq(ops.add(y, fq(ops.multiply(x, self.D), f"{key}/dx")), f"{key}/out")
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])
@@ -257,6 +264,7 @@ class MambaBlock(keras.layers.Layer):
         )
         self.scan = SelectiveScan(state_scale_e, state_scale_n, scan_chunks, name="selective_scan")
         self.out_proj = keras.layers.Dense(self.d_model, use_bias=False, name="out_proj")
+        self.norm.qat_key, self.scan.qat_key = f"{self.name}/norm", f"{self.name}/scan"  # unique fq() keys per block
 
     def build(self, input_shape):
         b, t, h = input_shape
@@ -273,18 +281,21 @@ class MambaBlock(keras.layers.Layer):
     def scan_inputs(self, x):
         """The selective scan's inputs for block input ``x`` (B,T,H): ``(xs, v, Bm, Cm)`` and the gate ``res``."""
         e, r, n = self.d_inner, self.dt_rank, self.d_state
-        xz = self.in_proj(self.norm(x))  # (B,T,2E)
+        k = self.name  # fq(): the int8 tensors under quantization-aware fine-tuning; identity otherwise
+        xz = fq(self.in_proj(self.norm(x)), f"{k}/in_proj")  # (B,T,2E)
         xs, res = ops.split(xz, 2, axis=-1)  # (B,T,E) each; one SPLIT op
         xs = ops.pad(xs, ((0, 0), (self.d_conv - 1, 0), (0, 0)))  # causal: left-pad k-1 steps, (B,T+k-1,E)
-        xs = silu(self.conv(xs))  # (B,T,E)
-        dbc = self.x_proj(xs)  # (B,T,R+2N)
+        xs = silu(fq(self.conv(xs), f"{k}/conv"), f"{k}/conv_silu")  # (B,T,E)
+        dbc = fq(self.x_proj(xs), f"{k}/x_proj")  # (B,T,R+2N)
         dlt, bm, cm = ops.split(dbc, [r, r + n], axis=-1)  # (B,T,R), (B,T,N), (B,T,N); one SPLIT_V op
-        return (xs, self.dt_proj(dlt), bm, cm), res
+        return (xs, fq(self.dt_proj(dlt), f"{k}/dt_proj"), bm, cm), res
 
     def call(self, x):
         scan_in, res = self.scan_inputs(x)
         y = self.scan(scan_in)  # (B,T,E)
-        return ops.add(x, self.out_proj(ops.multiply(y, silu(res))))
+        k = self.name
+        gated = fq(ops.multiply(y, silu(res, f"{k}/gate_silu")), f"{k}/gated")
+        return fq(ops.add(x, fq(self.out_proj(gated), f"{k}/out_proj")), f"{k}/residual")
 
     def compute_output_shape(self, input_shape):
         return input_shape

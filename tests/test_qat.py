@@ -1,0 +1,122 @@
+"""Quantization-aware fine-tuning: fq is inert outside QAT, the STE forward/backward, observed ranges, a full run."""
+import json
+
+import numpy as np
+import pytest
+
+from keras_tinyloc import calibrate, qat
+from keras_tinyloc.errors import TinyLocError
+
+T, F, C = 6, 5, 3
+
+
+def test_fq_is_the_identity_outside_a_simulation():
+    x = np.arange(6, dtype=np.float32)
+    assert qat.fq(x, "any") is x
+
+
+def test_fake_quant_ste_forward_is_the_int8_round_trip_and_backward_is_straight_through():
+    import tensorflow as tf
+
+    lo, hi = -1.0, 3.0
+    v = tf.constant(np.random.default_rng(0).uniform(-2, 4, 500).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        out = qat.fake_quant_ste(v, lo, hi)
+        total = tf.reduce_sum(out)
+    grad = tape.gradient(total, v).numpy()
+    np.testing.assert_allclose(out.numpy(), calibrate.fake_quant(v.numpy(), lo, hi), atol=1e-5)
+    s = (hi - lo) / 255
+    z = np.round(-128 - lo / s)
+    inside = (v.numpy() > (-128 - z) * s) & (v.numpy() < (127 - z) * s)
+    assert np.all(grad[inside] == 1.0) and np.all(grad[~inside] == 0.0)
+
+
+def _mamba():
+    import keras
+
+    from keras_tinyloc.models import build_emitter
+
+    keras.utils.set_random_seed(0)
+    return build_emitter("mamba", (T, F), C, 4, 1)
+
+
+def test_observation_covers_layers_and_scan_internals_with_fixed_kernel_ranges():
+    em = _mamba()
+    x = np.random.default_rng(0).uniform(0, 1, (32, T, F)).astype(np.float32)
+    sim = qat.QuantSim("minmax")
+    view = qat.simulated_emitter(em)
+    qat.observe(sim, view, x)
+    keys = set(sim.ranges)
+    assert {"embedding", "emissions", "norm_f/l2", "mamba_block_0/scan/g", "mamba_block_0/scan/powers/p16",
+            "mamba_block_0/residual"} <= keys
+    assert sim.ranges["mamba_block_0/scan/a"] == qat.LOGISTIC_RANGE and sim.ranges["norm_f/l2"] == qat.L2NORM_RANGE
+    ref = np.asarray(em(x))  # min-max ranges: the embedding range is exactly the observed extremes
+    emb = np.asarray(em.get_layer("embedding")(x))
+    assert sim.ranges["embedding"] == pytest.approx((min(emb.min(), 0), max(emb.max(), 0)), rel=1e-6)
+    with qat.simulating(sim):
+        sim_out = np.asarray(view(x))
+    err = np.abs(sim_out - ref)
+    assert 0 < err.mean() < 0.1 * np.abs(ref).mean()  # int8 noise, not garbage
+    assert np.array_equal(np.asarray(view(x)), ref)  # outside the simulation the view is the float model
+    with qat.simulating(qat.QuantSim()), pytest.raises(TinyLocError, match="not seen in the observation pass"):
+        view(x)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    from keras_tinyloc.data.base import MinMaxScaling, WindowDataset
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        y = np.repeat(rng.integers(0, C, (n, 1)), T, axis=1).astype(np.int32)
+        x = np.clip(0.3 * rng.random((n, T, F)) + 0.5 * np.eye(C, F)[y], 0, 1).astype(np.float32)
+        return x, y
+
+    (xtr, ytr), (xv, yv), (xte, yte) = split(160), split(40), split(60)
+    return WindowDataset("toy", xtr, ytr, xv, yv, xte, yte, [f"r{i}" for i in range(C)],
+                         [f"ap{i}" for i in range(F)],
+                         MinMaxScaling(np.full(F, -110, np.float32), np.zeros(F, np.float32)))
+
+
+@pytest.fixture(scope="module")
+def mamba_run(tmp_path_factory, toy):
+    from keras_tinyloc.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "mamba"
+    train(TrainConfig(dataset="toy", model="mamba", hidden=4, layers=1, out=str(out), epochs=3, patience=3,
+                      batch_size=32, lr=1e-2, verbose=False), dataset=toy, log=lambda s: None)
+    return out
+
+
+def test_qat_finetune_writes_a_float_run_that_converts(mamba_run, toy, tmp_path):
+    from keras_tinyloc import convert
+    from keras_tinyloc.train import load_run
+
+    out = tmp_path / "qat"
+    lines: list[str] = []
+    metrics = qat.qat_finetune(qat.QATConfig(run_dir=str(mamba_run), out=str(out), epochs=2, patience=2,
+                                             verbose=True), dataset=toy, log=lines.append)
+    assert len(lines) == 3 and "simulated int8" in lines[-1]
+    config = json.loads((out / "config.json").read_text())
+    assert config["qat"]["from"] == str(mamba_run) and config["qat"]["simulated_tensors"] > 20
+    assert 0 <= metrics["sim_int8_test_f1"] <= 1 and metrics["epochs_run"] == 2
+    tagger, _, on_disk = load_run(out)
+    assert not any(layer.name.startswith("fq_tap") for layer in tagger.emitter.layers)  # saved without the taps
+    assert on_disk["test_f1"] == pytest.approx(metrics["test_f1"])
+    assert config["crf"] == tagger.crf_weights()
+    rep = convert.convert_run(convert.ConvertConfig(run_dir=str(out), out=str(tmp_path / "int8")), dataset=toy)
+    assert rep["float_ops"] == [] and rep["test_f1_float"] == pytest.approx(metrics["test_f1"], abs=1e-9)
+
+
+def test_qat_cli_errors_are_one_line(mamba_run, tmp_path, capsys):
+    from keras_tinyloc import cli
+
+    for argv, msg in (([str(mamba_run), "--out", str(mamba_run)], "must differ from RUN_DIR"),
+                      ([str(mamba_run), "--out", str(tmp_path / "o"), "--epochs", "0"], "--epochs 0"),
+                      ([str(tmp_path / "missing"), "--out", str(tmp_path / "o2")], "missing")):
+        rc = cli.main(["qat"] + argv)
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert rc == 2 and len(err) == 1 and msg in err[0], (argv, err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
