@@ -54,6 +54,9 @@ class BeyondConfig:
         p_drop, offset_db, noise_db: :class:`~keras_tinyloc.augment.AugmentConfig`.
         teachers: names of earlier rows (same dataset and ``ap``) whose runs are the distillation teachers.
         alpha, temperature: distillation weights (used only with ``teachers``).
+        floor_weight: lambda > 0 trains a **hierarchical head** (``uji-zones`` only, :func:`build_hier_emitter`): a
+            building-floor head beside the zone head, zone score = zone head + its building-floor's score, loss =
+            CRF NLL on zones + lambda * cross-entropy on building-floors; folded into one Dense before saving.
         epochs, patience, batch_size, lr, seed: training (early stopping on validation macro-F1).
         validation: ``random`` = the loader's validation split (25 % of trainingData, same phones as training);
             ``phones`` = :func:`phone_holdout` (validation = whole phones unseen in training, like the test set;
@@ -72,6 +75,7 @@ class BeyondConfig:
     offset_db: float = 0.0
     noise_db: float = 0.0
     teachers: tuple[str, ...] = ()
+    floor_weight: float = 0.0
     alpha: float = 0.1
     temperature: float = 2.0
     epochs: int = 40
@@ -98,6 +102,10 @@ class BeyondConfig:
             raise TinyLocError(f"--alpha {self.alpha!r}: must be in [0, 1]")
         if not float(self.temperature) > 0:
             raise TinyLocError(f"--temperature {self.temperature!r}: must be > 0")
+        if not float(self.floor_weight) >= 0:
+            raise TinyLocError(f"--floor-weight {self.floor_weight!r}: must be >= 0")
+        if self.floor_weight and self.dataset != "uji-zones":
+            raise TinyLocError(f"--floor-weight needs uji-zones (zones grouped by building-floor), got {self.dataset}")
         if isinstance(self.power, int) and self.power > 4:
             raise TinyLocError(f"--power {self.power!r}: at most 4 (x**k of a [0, 1] int8 input loses the weak readings)")
         for name in ("hidden", "layers", "epochs", "patience", "batch_size", "power"):
@@ -122,6 +130,8 @@ class BeyondConfig:
                          + (f", noise {self.noise_db:g} dB" if self.noise_db else "") + ")")
         if self.dropout:
             parts.append(f"dropout {self.dropout:g}")
+        if self.floor_weight:
+            parts.append(f"hierarchical head (building-floor, lambda {self.floor_weight:g})")
         if self.teachers:
             parts.append(f"KD from {len(self.teachers)}-run ensemble (tau {self.temperature:g}, alpha {self.alpha:g})")
         return ", ".join(parts) if len(parts) > 1 or self.ap != "all" else "plain"
@@ -162,6 +172,9 @@ ROWS: dict[str, dict[str, Any]] = {
     "pow3-aug2-h64": dict(hidden=64, layers=1, **_POW, **_AUG2),
     "pow3-aug2-h128": dict(hidden=128, layers=1, **_POW, **_AUG2),
     # seed spread of the plain baseline and of the robust recipe
+    "pow3-aug-hier-h64": dict(hidden=64, layers=1, floor_weight=1.0, **_POW, **_AUG),
+    "pow3-aug-hier-h64-s1": dict(hidden=64, layers=1, floor_weight=1.0, seed=1, **_POW, **_AUG),
+    "pow3-aug-hier-h64-s2": dict(hidden=64, layers=1, floor_weight=1.0, seed=2, **_POW, **_AUG),
     "plain-h64-s1": dict(hidden=64, layers=1, ap="all", seed=1),
     "plain-h64-s2": dict(hidden=64, layers=1, ap="all", seed=2),
     "pow3-aug-h64-s1": dict(hidden=64, layers=1, seed=1, **_POW, **_AUG),
@@ -170,6 +183,12 @@ ROWS: dict[str, dict[str, Any]] = {
 # Recipes compared on held-out phones (validation="phones") to choose one without the test set.
 RECIPES = ("plain-h64", "ap-heard-h64", "aug-h64", "aug-noise-h64", "pow3-h64", "pow3-aug-h16", "pow3-aug-h64",
            "pow3-aug-h128", "pow2-aug-h64", "pow4-aug-h64", "pow3-aug2-h64", "pow3-aug2-h128")
+
+
+def rows_for(dataset: str) -> list[str]:
+    """The rows ``--all`` runs on ``dataset``, in order: every row of :data:`ROWS` that applies to it (hierarchical
+    heads only on ``uji-zones``)."""
+    return [n for n in ROWS if dataset == "uji-zones" or not ROWS[n].get("floor_weight")]
 
 
 def row_config(dataset: str, name: str, **overrides) -> BeyondConfig:
@@ -203,14 +222,77 @@ def build_emitter(input_shape, n_classes: int, hidden: int, layers: int, dropout
     return keras.Model(inputs, emissions, name="mlp_emitter")
 
 
+def zone_groups(class_names) -> tuple[list[str], list[int]]:
+    """Building-floor groups of zone classes named ``B<b>-F<f>-Z<z>``: ``(group names (G,), group of each class (C,))``."""
+    groups: list[str] = []
+    of_class = []
+    for name in class_names:
+        parts = str(name).split("-")
+        if len(parts) != 3 or not parts[0].startswith("B") or not parts[1].startswith("F"):
+            raise TinyLocError(f"class {name!r}: a hierarchical head needs zone names 'B<b>-F<f>-Z<z>'")
+        g = f"{parts[0]}-{parts[1]}"
+        if g not in groups:
+            groups.append(g)
+        of_class.append(groups.index(g))
+    return groups, of_class
+
+
+def build_hier_emitter(input_shape, n_classes: int, group_of_class, hidden: int, layers: int, dropout: float = 0.0,
+                       power: int = 1):
+    """Hierarchical zone emitter and its building-floor head (shared trunk), for training.
+
+    ``(B,T,F) -> trunk (as build_emitter) -> h (B,T,H)``; ``zone = Dense(C)(h)``, ``floor = Dense(G)(h)``;
+    emissions ``(B,T,C) = zone + floor M^T`` with ``M (C,G)`` the fixed one-hot map zone -> building-floor (a frozen
+    bias-free Dense). Returns ``(emitter, floor_model (B,T,F) -> (B,T,G))``. Since the map is linear,
+    :func:`fold_hier_emitter` turns it into one Dense(C) exactly.
+    """
+    import keras
+    import numpy as np
+
+    g = int(max(group_of_class)) + 1
+    m = np.eye(g, dtype="float32")[np.asarray(group_of_class)]  # (C, G)
+    inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
+    h = inputs
+    for k in range(2, int(power) + 1):
+        h = keras.layers.Multiply(name=f"pow_{k}")([h, inputs])
+    for i in range(layers):
+        h = keras.layers.Dense(hidden, activation="relu", name=f"dense_{i}")(h)
+        if dropout:
+            h = keras.layers.Dropout(dropout, name=f"dropout_{i}")(h)
+    zone = keras.layers.Dense(n_classes, name="zone_head")(h)
+    floor = keras.layers.Dense(g, name="floor_head")(h)
+    spread = keras.layers.Dense(n_classes, use_bias=False, trainable=False, name="floor_to_zone")
+    spread.build((None, None, g))
+    spread.kernel.assign(m.T)
+    emissions = keras.layers.Add(name="emissions")([zone, spread(floor)])
+    return keras.Model(inputs, emissions, name="mlp_hier_emitter"), keras.Model(inputs, floor, name="floor_model")
+
+
+def fold_hier_emitter(hier, input_shape, n_classes: int, hidden: int, layers: int, power: int = 1):
+    """The plain :func:`build_emitter` MLP computing exactly ``hier``'s emissions (dropout off):
+    ``W = W_zone + W_floor M^T``, ``b = b_zone + b_floor M^T``."""
+    import numpy as np
+
+    plain = build_emitter(input_shape, n_classes, hidden, layers, 0.0, power)
+    for i in range(layers):
+        plain.get_layer(f"dense_{i}").set_weights(hier.get_layer(f"dense_{i}").get_weights())
+    wz, bz = hier.get_layer("zone_head").get_weights()
+    wf, bf = hier.get_layer("floor_head").get_weights()
+    mt = hier.get_layer("floor_to_zone").get_weights()[0]  # (G, C)
+    plain.get_layer("emissions").set_weights([wz + wf @ mt, bz + bf @ mt])
+    return plain
+
+
 def make_trainer(tagger, inv_span, augment: AugmentConfig, teachers=(), alpha: float = 0.1,
-                 temperature: float = 2.0, seed: int = 0):
+                 temperature: float = 2.0, seed: int = 0, floor_aux=None):
     """A ``keras.Model`` whose ``fit`` trains ``tagger`` on augmented batches (+ distillation from ``teachers``).
 
     Args:
         tagger: the student :class:`~keras_tinyloc.models.tagger.CRFTagger`.
         inv_span: ``(F,)`` ``1 / (high - low)`` of the dataset's scaling (:func:`keras_tinyloc.augment.inverse_span`).
         teachers: frozen CRFTaggers with the same ``(T, F)`` and C.
+        floor_aux: ``(floor_model, group_of_class (C,), weight)`` adds ``weight * CE(building-floor)`` of the
+            hierarchical head (:func:`build_hier_emitter`) on labelled steps.
     Not saved: ``train.write_run`` saves the tagger.
     """
     import keras
@@ -252,6 +334,13 @@ def make_trainer(tagger, inv_span, augment: AugmentConfig, teachers=(), alpha: f
                     log_p = self.tagger.crf.log_marginals(em, temperature=tau)
                     l_d = tau * tau * tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
                     loss = float(alpha) * loss + (1.0 - float(alpha)) * l_d
+                if floor_aux is not None:
+                    floor_model, group_of_class, weight = floor_aux
+                    labelled = y >= 0
+                    groups = tf.gather(tf.constant(list(group_of_class), tf.int32), tf.maximum(y, 0))  # (B,T)
+                    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(groups, floor_model(x, training=True))
+                    mask = tf.cast(labelled, ce.dtype)
+                    loss = loss + float(weight) * tf.reduce_sum(ce * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
             apply_gradients(self.optimizer, tape.gradient(loss, variables), variables)
             self.loss_tracker.update_state(loss)
             return {"loss": self.loss_tracker.result()}
@@ -368,13 +457,25 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
             raise TinyLocError(f"{tdir}: teacher reads other APs than row {cfg.name!r} ({cfg.ap})")
         teachers.append(tagger_t)
     keras.utils.set_random_seed(cfg.seed)
-    tagger = CRFTagger(build_emitter(ds.input_shape, ds.n_classes, cfg.hidden, cfg.layers, cfg.dropout, cfg.power),
-                       name=f"mlp_h{cfg.hidden}l{cfg.layers}_crf")
+    floor_aux = None
+    if cfg.floor_weight:
+        _, group_of_class = zone_groups(ds.class_names)
+        emitter, floor_model = build_hier_emitter(ds.input_shape, ds.n_classes, group_of_class, cfg.hidden,
+                                                  cfg.layers, cfg.dropout, cfg.power)
+        floor_aux = (floor_model, group_of_class, cfg.floor_weight)
+    else:
+        emitter = build_emitter(ds.input_shape, ds.n_classes, cfg.hidden, cfg.layers, cfg.dropout, cfg.power)
+    tagger = CRFTagger(emitter, name=f"mlp_h{cfg.hidden}l{cfg.layers}_crf")
     trainer = make_trainer(tagger, inverse_span(ds.scaling.low, ds.scaling.high), cfg.augment(), teachers,
-                           cfg.alpha, cfg.temperature, cfg.seed)
+                           cfg.alpha, cfg.temperature, cfg.seed, floor_aux=floor_aux)
     trainer.compile(optimizer=keras.optimizers.Adam(cfg.lr))
     t0 = time.perf_counter()
     fit = fit_tagger(trainer, tagger, ds, tcfg, log=log)
+    if cfg.floor_weight:  # ship the exact one-Dense equivalent: a plain MLP run, same flash as a flat row
+        folded = CRFTagger(fold_hier_emitter(emitter, ds.input_shape, ds.n_classes, cfg.hidden, cfg.layers,
+                                             cfg.power), name=tagger.name)
+        folded.crf.set_weights(tagger.crf.get_weights())
+        tagger = folded
     metrics = {**evaluate(tagger, ds), "params": count_params(tagger), **fit}
     config = run_config(tcfg, ds, tagger)
     config["beyond"] = {**dataclasses.asdict(cfg), "feature_index": ds.meta["feature_index"]}
@@ -411,7 +512,7 @@ def run_rows(dataset: str, names=None, log: Callable[[str], None] = print, **ove
     """Run the named rows of :data:`ROWS` (all by default) in order on one dataset, sharing the loaded data."""
     from keras_tinyloc.data.registry import load_dataset
 
-    names = list(ROWS) if names is None else list(names)
+    names = rows_for(dataset) if names is None else list(names)
     data_dir = overrides.get("data_dir")
     base = load_dataset(dataset, data_dir)
     if overrides.get("validation") == "phones":
@@ -524,6 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset-db", type=float, default=0.0)
     p.add_argument("--noise-db", type=float, default=0.0)
     p.add_argument("--teachers", nargs="*", default=[], help="names of earlier rows used as teachers")
+    p.add_argument("--floor-weight", type=float, default=0.0,
+                   help="hierarchical head (uji-zones): weight of the building-floor loss (0 = flat head)")
     p.add_argument("--alpha", type=float, default=0.1)
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--epochs", type=int, default=40)
@@ -549,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
                            power=a.power,
                            ap=a.ap, p_drop=a.p_drop, offset_db=a.offset_db, noise_db=a.noise_db,
                            teachers=tuple(a.teachers), alpha=a.alpha, temperature=a.temperature, seed=a.seed,
+                           floor_weight=a.floor_weight,
                            **common)
         cfg.validate()
         rows = [run_row(cfg, data_dir=a.data_dir, log=log)]

@@ -198,3 +198,41 @@ def test_breakdown_counts_by_hand():
     assert out == {"n": 6, "errors": 4, "wrong_building": 1, "wrong_floor": 1, "wrong_zone_same_floor": 2,
                    "second_nearest_zone": 1, "median_margin_m": 14.0, "median_zone_spacing_m": 10.0}
     assert beyond.breakdown(y_true, y_pred, names) == {"n": 6, "errors": 4, "wrong_building": 1, "wrong_floor": 1}
+
+
+def test_zone_groups_and_the_folded_hierarchical_emitter_is_exact():
+    names = ["B0-F0-Z00", "B0-F0-Z01", "B0-F1-Z00", "B1-F0-Z00", "B1-F0-Z01"]
+    groups, of_class = beyond.zone_groups(names)
+    assert groups == ["B0-F0", "B0-F1", "B1-F0"] and of_class == [0, 0, 1, 2, 2]
+    with pytest.raises(TinyLocError, match="'Z7'"):
+        beyond.zone_groups(["Z7"])
+    import keras
+
+    keras.utils.set_random_seed(0)
+    hier, floor = beyond.build_hier_emitter((1, F), len(names), of_class, hidden=6, layers=2, dropout=0.2, power=3)
+    for layer in hier.layers:  # non-trivial head weights
+        if layer.name in ("zone_head", "floor_head"):
+            layer.set_weights([w + np.float32(0.3) for w in layer.get_weights()])
+    x = np.random.default_rng(1).random((7, 1, F)).astype(np.float32)
+    em, fl = np.asarray(hier(x)), np.asarray(floor(x))
+    zone = np.asarray(keras.Model(hier.input, hier.get_layer("zone_head").output)(x))
+    np.testing.assert_allclose(em, zone + fl[..., of_class], rtol=1e-5, atol=1e-6)  # zone + its floor's score
+    folded = beyond.fold_hier_emitter(hier, (1, F), len(names), hidden=6, layers=2, power=3)
+    np.testing.assert_allclose(np.asarray(folded(x)), em, rtol=1e-5, atol=1e-5)
+    assert [lay.name for lay in folded.layers if "head" in lay.name or "floor" in lay.name] == []
+
+
+def test_hierarchical_row_trains_folds_and_converts(tmp_path):
+    ds = _toy()
+    ds = dataclasses.replace(ds, class_names=["B0-F0-Z00", "B0-F0-Z01", "B0-F1-Z00"])
+    row = beyond.run_row(beyond.BeyondConfig(dataset="uji-zones", name="h", hidden=8, floor_weight=1.0, epochs=3,
+                                             patience=3, batch_size=64, lr=1e-2, out=str(tmp_path)), base=ds,
+                         log=lambda s: None)
+    assert "hierarchical head" in row["technique"] and row["test_f1_int8"] > 0.5
+    flat = beyond.run_row(beyond.BeyondConfig(dataset="uji-zones", name="f", hidden=8, epochs=3, patience=3,
+                                              batch_size=64, lr=1e-2, out=str(tmp_path)), base=ds, log=lambda s: None)
+    assert row["params"] == flat["params"] and row["flatbuffer_bytes"] == flat["flatbuffer_bytes"]  # same device cost
+    with pytest.raises(TinyLocError, match="--floor-weight needs uji-zones"):
+        beyond.BeyondConfig(dataset="uji", floor_weight=1.0).validate()
+    assert "pow3-aug-hier-h64" in beyond.rows_for("uji-zones") and "pow3-aug-hier-h64" not in beyond.rows_for("uji")
+    assert beyond.rows_for("uji") == [n for n in beyond.rows_for("uji-zones") if "hier" not in n]
