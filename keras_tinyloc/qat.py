@@ -194,6 +194,9 @@ class QATConfig:
         n_calibration: training windows of the observation pass (ranges).  calibration: ``mse`` or ``minmax``.
         overwrite: replace an existing non-empty ``out``.  data_dir: override the run's data directory.
         verbose: one line per epoch.
+        simulate: False = the control experiment: the same fine-tuning without simulated int8 (plain float
+            training from the trained weights, early stopping on float validation F1), to separate the effect of
+            quantization awareness from that of extra training.
     """
 
     run_dir: str
@@ -208,6 +211,7 @@ class QATConfig:
     overwrite: bool = False
     data_dir: str | None = None
     verbose: bool = False
+    simulate: bool = True
 
     def validate(self) -> None:
         for name in ("epochs", "patience", "batch_size", "n_calibration"):
@@ -242,16 +246,17 @@ def qat_finetune(cfg: QATConfig, dataset=None, log: Callable[[str], None] = prin
     t0 = time.perf_counter()
     sim = QuantSim(cfg.calibration, seed=cfg.seed)
     sim_emitter = simulated_emitter(tagger.emitter)
-    observe(sim, sim_emitter, representative_sample(ds.x_train, n=cfg.n_calibration, seed=cfg.seed))
+    if cfg.simulate:
+        observe(sim, sim_emitter, representative_sample(ds.x_train, n=cfg.n_calibration, seed=cfg.seed))
     keras.utils.set_random_seed(cfg.seed)
-    with simulating(sim):
+    with simulating(sim) if cfg.simulate else contextlib.nullcontext():
         sim_tagger = CRFTagger(sim_emitter, name="qat_tagger")
         sim_tagger.crf.set_weights(tagger.crf.get_weights())
         fit_cfg = types.SimpleNamespace(**dataclasses.asdict(cfg), ap_dropout=0.0, weight_decay=0.0)
         sim_tagger.compile(optimizer=make_optimizer(fit_cfg))
         fit = fit_tagger(sim_tagger, sim_tagger, ds, fit_cfg, log=log)
         sim_scores = {f"sim_int8_{s}_f1": window_metrics(ds.split(s)[1], sim_tagger.decode(ds.split(s)[0]))["f1"]
-                      for s in ("val", "test")}
+                      if cfg.simulate else None for s in ("val", "test")}
     tagger.crf.set_weights(sim_tagger.crf.get_weights())  # emitter weights are shared already
     tagger._decode_fn = None  # noqa: SLF001 - a decode traced before would hold the old CRF
     metrics = {**evaluate(tagger, ds), **sim_scores, "params": count_params(tagger),
@@ -261,12 +266,15 @@ def qat_finetune(cfg: QATConfig, dataset=None, log: Callable[[str], None] = prin
     new_config.update(out=str(cfg.out), crf=tagger.crf_weights(),
                       qat={"from": str(cfg.run_dir), "epochs": cfg.epochs, "patience": cfg.patience, "lr": cfg.lr,
                            "batch_size": cfg.batch_size, "seed": cfg.seed, "n_calibration": cfg.n_calibration,
-                           "calibration": cfg.calibration, "simulated_tensors": len(sim.ranges)})
+                           "calibration": cfg.calibration, "simulate": cfg.simulate,
+                           "simulated_tensors": len(sim.ranges)})
     write_run(cfg.out, tagger, new_config, metrics, cfg.overwrite)
     if cfg.verbose:
-        log(f"QAT {cfg.run_dir} -> {cfg.out}: {len(sim.ranges)} simulated int8 tensors, best epoch "
-            f"{fit['best_epoch']}, float test F1 {start_metrics.get('test_f1', float('nan')):.4f} -> "
-            f"{metrics['test_f1']:.4f}, simulated int8 {metrics['sim_int8_test_f1']:.4f}")
+        sim_f1 = metrics["sim_int8_test_f1"]
+        log(f"{'QAT' if cfg.simulate else 'float fine-tuning (control)'} {cfg.run_dir} -> {cfg.out}: "
+            f"{len(sim.ranges)} simulated int8 tensors, best epoch {fit['best_epoch']}, float test F1 "
+            f"{start_metrics.get('test_f1', float('nan')):.4f} -> {metrics['test_f1']:.4f}"
+            + ("" if sim_f1 is None else f", simulated int8 {sim_f1:.4f}"))
     return metrics
 
 
@@ -287,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", choices=("mse", "minmax"), default="mse", help="range setting (mse)")
     p.add_argument("--data-dir", help="override the run's data directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument("--no-simulation", dest="simulate", action="store_false",
+                   help="control experiment: the same fine-tuning in plain float (no simulated int8)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
     return p
 
@@ -296,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     cfg = QATConfig(run_dir=a.run_dir, out=a.out, epochs=a.epochs, patience=a.patience, lr=a.lr,
                     batch_size=a.batch_size, seed=a.seed, n_calibration=a.n_calibration, calibration=a.calibration,
-                    overwrite=a.overwrite, data_dir=a.data_dir, verbose=not a.quiet)
+                    overwrite=a.overwrite, data_dir=a.data_dir, verbose=not a.quiet, simulate=a.simulate)
     qat_finetune(cfg)
     return 0
 

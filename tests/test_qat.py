@@ -120,3 +120,17 @@ def test_qat_cli_errors_are_one_line(mamba_run, tmp_path, capsys):
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert rc == 2 and len(err) == 1 and msg in err[0], (argv, err)
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+
+
+def test_control_fine_tuning_runs_without_simulation(mamba_run, toy, tmp_path):
+    from keras_tinyloc.train import load_run
+
+    start, _, _ = load_run(mamba_run)
+    metrics = qat.qat_finetune(qat.QATConfig(run_dir=str(mamba_run), out=str(tmp_path / "ctl"), epochs=1, patience=1,
+                                             simulate=False), dataset=toy, log=lambda s: None)
+    config = json.loads((tmp_path / "ctl" / "config.json").read_text())
+    assert config["qat"]["simulate"] is False and config["qat"]["simulated_tensors"] == 0
+    assert metrics["sim_int8_test_f1"] is None
+    tuned, _, _ = load_run(tmp_path / "ctl")
+    assert any(not np.array_equal(a, b) for a, b in zip(start.get_weights(), tuned.get_weights()))  # it trained
+    assert qat.build_parser().parse_args([str(mamba_run), "--out", "x", "--no-simulation"]).simulate is False
