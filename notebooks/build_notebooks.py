@@ -179,6 +179,26 @@ print("TFLM vs LiteRT:", r["tflm_matches_litert"])'''),
 fit = pd.DataFrame(r["mcu_fit"]).T
 fit'''),
     new_code_cell('''print(Path(run, "tflite-int8", "model_settings.h").read_text()[:1500])'''),
+    new_markdown_cell("## int8 activation ranges and quantization-aware fine-tuning\n\n`convert` clips each "
+                      "activation range to its MSE-optimal value by default (`--calibration mse`); the converter's "
+                      "own min-max ranges are `--calibration minmax`. `qat` fine-tunes a run with simulated int8 "
+                      "(straight-through gradients) and writes a new run to convert."),
+    new_code_cell('''from keras_tinyloc.convert import convert_model
+from keras_tinyloc.train import load_run
+tagger, _, _ = load_run(run)
+ranges = {}
+for cal in ("minmax", "mse"):
+    _, rep = convert_model(tagger.emitter, tagger.crf_weights(), ds, "int8", calibration=cal)
+    ranges[cal] = {"test F1 float": rep["test_f1_float"], "test F1 int8 (TFLM)": rep["test_f1_int8"],
+                   "drop (points)": rep["f1_drop_points"], "clipped ranges": rep["calibration_clipped_tensors"]}
+pd.DataFrame(ranges).T'''),
+    new_code_cell('''from keras_tinyloc.qat import QATConfig, qat_finetune
+qat_run = f"{RUNS}/convert_mamba_h8l1_qat"
+qat_metrics = qat_finetune(QATConfig(run_dir=run, out=qat_run, epochs=2 if SMALL else 10, overwrite=True),
+                           dataset=ds)
+q = convert_run(ConvertConfig(run_dir=qat_run, overwrite=True), dataset=ds)
+print(f"start float {r['test_f1_float']:.4f} | QAT float {q['test_f1_float']:.4f} -> int8 in TFLM "
+      f"{q['test_f1_int8']:.4f} (simulated int8 in Keras {qat_metrics['sim_int8_test_f1']:.4f})")'''),
 ]
 
 NB["05_results"] = [

@@ -39,5 +39,6 @@ def test_notebook_runs_end_to_end(name, tmp_path, monkeypatch):
     if name == "04_quantize_convert.ipynb":
         assert "float ops: none" in text
         assert "minimal arena" in text
+        assert "QAT float" in text and any((tmp_path / "runs").rglob("convert_mamba_h8l1_qat/model.keras"))
     if name in ("02_train.ipynb", "03_distill.ipynb", "04_quantize_convert.ipynb"):
         assert any((tmp_path / "runs").rglob("metrics.json"))
