@@ -64,6 +64,10 @@ What moved the test figures (zones F1 / building-floor accuracy, int8, seed 0 un
 * **Distillation** from a 2-run ensemble of H256×2 teachers (150 k parameters, over the 128 KiB flash budget as int8):
   within noise (`pow3-kd-aug-h64` 83.3 vs `pow3-aug-h64` 82.1–82.5; building-floor 95.41 % vs 95.05–96.04 %). The
   teachers themselves reach only 83.6–83.8 F1 int8: a 6× larger model is not better, so capacity is not the limit.
+* **Ensemble in one int8 model** (`pow3-aug-h64-ens3`: the three `pow3-aug-h64` seeds' scores averaged in one
+  graph, shared powed input, nothing retrained; `beyond.build_ensemble_emitter`): zones 83.85 int8 F1 (float 82.54)
+  against the members' 82.13 / 82.29 / 82.50, 7,680 B arena, 78,208 B flash (inside the CC2650 budget);
+  building-floor 95.32 % accuracy (members 95.05 / 95.23 / 96.04 %). +1.5 F1 on zones, still short of 85.
 * **Hierarchical head** (`pow3-aug-hier-h64`, seeds 0/1/2: a building-floor head beside the zone head, zone score =
   zone head + its building-floor's score, auxiliary cross-entropy on building-floors with weight 1; folded exactly
   into one Dense before saving, so flash and RAM equal the flat row's): 82.79 / 81.42 / 81.93 int8 F1 against the

@@ -54,6 +54,8 @@ class BeyondConfig:
         p_drop, offset_db, noise_db: :class:`~keras_tinyloc.augment.AugmentConfig`.
         teachers: names of earlier rows (same dataset and ``ap``) whose runs are the distillation teachers.
         alpha, temperature: distillation weights (used only with ``teachers``).
+        members: names of earlier rows (same dataset, ``ap`` and ``power``) deployed together as one int8 model
+            that averages their scores (:func:`build_ensemble_emitter`); nothing is trained.
         floor_weight: lambda > 0 trains a **hierarchical head** (``uji-zones`` only, :func:`build_hier_emitter`): a
             building-floor head beside the zone head, zone score = zone head + its building-floor's score, loss =
             CRF NLL on zones + lambda * cross-entropy on building-floors; folded into one Dense before saving.
@@ -76,6 +78,7 @@ class BeyondConfig:
     noise_db: float = 0.0
     teachers: tuple[str, ...] = ()
     floor_weight: float = 0.0
+    members: tuple[str, ...] = ()
     alpha: float = 0.1
     temperature: float = 2.0
     epochs: int = 40
@@ -130,6 +133,8 @@ class BeyondConfig:
                          + (f", noise {self.noise_db:g} dB" if self.noise_db else "") + ")")
         if self.dropout:
             parts.append(f"dropout {self.dropout:g}")
+        if self.members:
+            parts.append(f"ensemble of {len(self.members)} runs in one model")
         if self.floor_weight:
             parts.append(f"hierarchical head (building-floor, lambda {self.floor_weight:g})")
         if self.teachers:
@@ -179,6 +184,8 @@ ROWS: dict[str, dict[str, Any]] = {
     "plain-h64-s2": dict(hidden=64, layers=1, ap="all", seed=2),
     "pow3-aug-h64-s1": dict(hidden=64, layers=1, seed=1, **_POW, **_AUG),
     "pow3-aug-h64-s2": dict(hidden=64, layers=1, seed=2, **_POW, **_AUG),
+    "pow3-aug-h64-ens3": dict(hidden=64, layers=1, members=("pow3-aug-h64", "pow3-aug-h64-s1", "pow3-aug-h64-s2"),
+                              **_POW, **_AUG),
 }
 # Recipes compared on held-out phones (validation="phones") to choose one without the test set.
 RECIPES = ("plain-h64", "ap-heard-h64", "aug-h64", "aug-noise-h64", "pow3-h64", "pow3-aug-h16", "pow3-aug-h64",
@@ -271,8 +278,6 @@ def build_hier_emitter(input_shape, n_classes: int, group_of_class, hidden: int,
 def fold_hier_emitter(hier, input_shape, n_classes: int, hidden: int, layers: int, power: int = 1):
     """The plain :func:`build_emitter` MLP computing exactly ``hier``'s emissions (dropout off):
     ``W = W_zone + W_floor M^T``, ``b = b_zone + b_floor M^T``."""
-    import numpy as np
-
     plain = build_emitter(input_shape, n_classes, hidden, layers, 0.0, power)
     for i in range(layers):
         plain.get_layer(f"dense_{i}").set_weights(hier.get_layer(f"dense_{i}").get_weights())
@@ -281,6 +286,41 @@ def fold_hier_emitter(hier, input_shape, n_classes: int, hidden: int, layers: in
     mt = hier.get_layer("floor_to_zone").get_weights()[0]  # (G, C)
     plain.get_layer("emissions").set_weights([wz + wf @ mt, bz + bf @ mt])
     return plain
+
+
+def build_ensemble_emitter(members, input_shape, n_classes: int, power: int = 1):
+    """One emitter averaging the scores of trained T = 1 MLP taggers ``members`` (built by :func:`build_emitter`).
+
+    ``(B,1,F) -> x**power (shared) -> member k's Dense layers -> s_k = emissions_k + start_k + end_k`` (its CRF
+    scores folded into the last bias; with T = 1 the CRF adds nothing else) ``-> mean_k s_k (B,1,C)``. Decode it with
+    an all-zero CRF. Only built-in layers (Dense, Multiply, Add, Rescaling): it saves, loads and converts like any
+    ``mlp`` run; flash grows K-fold, the arena barely.
+    """
+    import keras
+    import numpy as np
+
+    inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
+    x = inputs
+    for k in range(2, int(power) + 1):
+        x = keras.layers.Multiply(name=f"pow_{k}")([x, inputs])
+    scores = []
+    for m, tagger in enumerate(members):
+        dense = [lay for lay in tagger.emitter.layers if isinstance(lay, keras.layers.Dense)]
+        if dense[-1].name != "emissions" or int(tagger.emitter.input_shape[1]) != 1:
+            raise TinyLocError(f"ensemble member {m}: expected a T = 1 MLP emitter ending in 'emissions'")
+        h = x
+        for lay in dense:
+            w, b = lay.get_weights()
+            if lay.name == "emissions":
+                crf = tagger.crf_weights()
+                b = b + np.asarray(crf["start"], "float32") + np.asarray(crf["end"], "float32")
+            new = keras.layers.Dense(w.shape[1], activation=lay.activation, name=f"m{m}_{lay.name}")
+            h = new(h)
+            new.set_weights([w, b])
+        scores.append(h)
+    total = scores[0] if len(scores) == 1 else keras.layers.Add(name="sum")(scores)
+    mean = keras.layers.Rescaling(1.0 / len(scores), name="emissions")(total)
+    return keras.Model(inputs, mean, name="mlp_ensemble_emitter")
 
 
 def make_trainer(tagger, inv_span, augment: AugmentConfig, teachers=(), alpha: float = 0.1,
@@ -425,13 +465,10 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
     ``row.json`` is reused unless ``cfg.overwrite``.
     """
     import keras
-    import numpy as np
 
-    from keras_tinyloc import convert, export_c, paths
     from keras_tinyloc.augment import inverse_span
     from keras_tinyloc.models.tagger import CRFTagger
-    from keras_tinyloc.train import (TrainConfig, check_labels, count_params, evaluate, fit_tagger, load_run,
-                                     run_config, write_run)
+    from keras_tinyloc.train import TrainConfig, check_labels, fit_tagger, load_run
 
     cfg.validate()
     run_dir = cfg.run_dir()
@@ -457,6 +494,8 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
             raise TinyLocError(f"{tdir}: teacher reads other APs than row {cfg.name!r} ({cfg.ap})")
         teachers.append(tagger_t)
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.members:  # no training: the members' runs averaged in one model
+        return _ensemble_row(cfg, ds, tcfg, log)
     floor_aux = None
     if cfg.floor_weight:
         _, group_of_class = zone_groups(ds.class_names)
@@ -476,6 +515,43 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
                                              cfg.power), name=tagger.name)
         folded.crf.set_weights(tagger.crf.get_weights())
         tagger = folded
+    t_train = time.perf_counter() - t0
+    return _finish_row(cfg, ds, tcfg, tagger, fit, t_train, log)
+
+
+def _ensemble_row(cfg: BeyondConfig, ds, tcfg, log) -> dict[str, Any]:
+    """:func:`run_row` for ``cfg.members``: average the member runs' scores in one emitter, then convert/measure."""
+    import numpy as np
+
+    from keras_tinyloc.models.tagger import CRFTagger
+    from keras_tinyloc.train import load_run
+
+    t0 = time.perf_counter()
+    members = []
+    for name in cfg.members:
+        mdir = dataclasses.replace(cfg, name=name).run_dir()
+        tagger_m, mconf, _ = load_run(mdir)
+        if list(mconf.get("feature_names", [])) != list(ds.feature_names):
+            raise TinyLocError(f"{mdir}: ensemble member reads other APs than row {cfg.name!r} ({cfg.ap})")
+        if int(mconf.get("beyond", {}).get("power", 1)) != cfg.power:
+            raise TinyLocError(f"{mdir}: ensemble member has another --power than row {cfg.name!r}")
+        members.append(tagger_m)
+    tagger = CRFTagger(build_ensemble_emitter(members, ds.input_shape, ds.n_classes, cfg.power),
+                       name=f"mlp_ensemble{len(members)}_crf")
+    tagger.crf.set_weights([np.zeros_like(w) for w in tagger.crf.get_weights()])
+    fit = {"best_epoch": 0, "epochs_run": 0, "train_seconds": 0.0, "epoch_seconds": float("nan"), "history": []}
+    return _finish_row(cfg, ds, tcfg, tagger, fit, time.perf_counter() - t0, log)
+
+
+def _finish_row(cfg: BeyondConfig, ds, tcfg, tagger, fit: dict, t_train: float, log) -> dict[str, Any]:
+    """Write the run, convert it to int8 (TFLM), add kFeatureIndex, write and return ``row.json``."""
+    import numpy as np
+
+    from keras_tinyloc import convert, export_c, paths
+    from keras_tinyloc.train import count_params, evaluate, run_config, write_run
+
+    run_dir = cfg.run_dir()
+    t0 = time.perf_counter() - t_train
     metrics = {**evaluate(tagger, ds), "params": count_params(tagger), **fit}
     config = run_config(tcfg, ds, tagger)
     config["beyond"] = {**dataclasses.asdict(cfg), "feature_index": ds.meta["feature_index"]}

@@ -236,3 +236,30 @@ def test_hierarchical_row_trains_folds_and_converts(tmp_path):
         beyond.BeyondConfig(dataset="uji", floor_weight=1.0).validate()
     assert "pow3-aug-hier-h64" in beyond.rows_for("uji-zones") and "pow3-aug-hier-h64" not in beyond.rows_for("uji")
     assert beyond.rows_for("uji") == [n for n in beyond.rows_for("uji-zones") if "hier" not in n]
+
+
+def test_ensemble_row_averages_member_scores_in_one_int8_model(tmp_path):
+    from keras_tinyloc.train import load_run
+
+    ds = _toy()
+    common = dict(dataset="uji-zones", ap="heard:0.05", power=2, epochs=2, patience=2, batch_size=64, lr=1e-2,
+                  out=str(tmp_path))
+    members = [beyond.run_row(beyond.BeyondConfig(name=f"m{s}", hidden=6, seed=s, **common), base=ds,
+                              log=lambda line: None) for s in (0, 1)]
+    row = beyond.run_row(beyond.BeyondConfig(name="ens", hidden=6, members=("m0", "m1"), **common), base=ds,
+                         log=lambda line: None)
+    assert "ensemble of 2 runs" in row["technique"] and row["epochs_run"] == 0
+    assert row["params"] > sum(m["params"] for m in members) - 2 * 12  # two members' weights (the CRF is shared)
+    # independently: mean over members of (emissions + start + end), argmax, against the ensemble's float decode
+    sub = select_features(ds, [f"WAP{i:03d}" for i in range(2, 8)])
+    scores = []
+    for name in ("m0", "m1"):
+        tagger, config, _ = load_run(tmp_path / "uji-zones" / name)
+        scores.append(np.asarray(tagger.emitter(sub.x_test)) + np.asarray(config["crf"]["start"])
+                      + np.asarray(config["crf"]["end"]))
+    ens, _, _ = load_run(tmp_path / "uji-zones" / "ens")
+    np.testing.assert_allclose(np.asarray(ens.emitter(sub.x_test)), np.mean(scores, axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ens.decode(sub.x_test), np.mean(scores, axis=0).argmax(-1))
+    with pytest.raises(TinyLocError, match="other --power"):
+        beyond.run_row(beyond.BeyondConfig(name="bad", members=("m0",), **{**common, "power": 3}), base=ds,
+                       log=lambda line: None)
