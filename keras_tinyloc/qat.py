@@ -307,7 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = QATConfig(run_dir=a.run_dir, out=a.out, epochs=a.epochs, patience=a.patience, lr=a.lr,
                     batch_size=a.batch_size, seed=a.seed, n_calibration=a.n_calibration, calibration=a.calibration,
                     overwrite=a.overwrite, data_dir=a.data_dir, verbose=not a.quiet, simulate=a.simulate)
-    qat_finetune(cfg)
+    metrics = qat_finetune(cfg)
+    if a.quiet:  # the verbose run already printed its summary line
+        sim = metrics["sim_int8_test_f1"]
+        print(f"{cfg.out}: test F1 float {100 * metrics['test_f1']:.2f}"
+              + ("" if sim is None else f", simulated int8 {100 * sim:.2f}")
+              + f"; next: python -m keras_tinyloc convert {cfg.out}")
     return 0
 
 
