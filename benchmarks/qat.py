@@ -26,22 +26,30 @@ sys.path.insert(0, str(ROOT))
 SEEDS = (0, 1, 2)
 
 
-def run_one(ptq: dict, ds, cache: Path) -> dict:
+def finetune_and_convert(run_dir: Path, out: Path, ds, simulate: bool):
+    """Fine-tune ``run_dir`` into ``out`` (cached), convert with each calibration seed of SEEDS; returns
+    ``(config, metrics, test F1 float, {seed: test F1 int8 through TFLM})``."""
     from keras_tinyloc.convert import convert_model
     from keras_tinyloc.qat import QATConfig, qat_finetune
     from keras_tinyloc.train import load_run
 
-    run_dir = Path(ptq["run_dir"])
-    out = cache / ptq["dataset"] / run_dir.name
-    t0 = time.perf_counter()
     if not (out / "model.keras").is_file():
-        qat_finetune(QATConfig(run_dir=str(run_dir), out=str(out), overwrite=True), dataset=ds, log=lambda s: None)
-    t_qat = time.perf_counter() - t0
+        qat_finetune(QATConfig(run_dir=str(run_dir), out=str(out), overwrite=True, simulate=simulate), dataset=ds,
+                     log=lambda s: None)
     tagger, config, metrics = load_run(out)
     f1_int8, f1_float = {}, None
     for seed in SEEDS:
         _, rep = convert_model(tagger.emitter, tagger.crf_weights(), ds, "int8", seed=seed)
         f1_int8[str(seed)], f1_float = rep["test_f1_int8"], rep["test_f1_float"]
+    return config, metrics, f1_float, f1_int8
+
+
+def run_one(ptq: dict, ds, cache: Path) -> dict:
+    run_dir = Path(ptq["run_dir"])
+    out = cache / ptq["dataset"] / run_dir.name
+    t0 = time.perf_counter()
+    config, metrics, f1_float, f1_int8 = finetune_and_convert(run_dir, out, ds, simulate=True)
+    t_qat = time.perf_counter() - t0
     start = ptq["test_f1_float"]
     ptq_drops = [ptq["f1_drop_points"]] + [v for k, v in (ptq.get("f1_drop_by_calibration_seed") or {}).items()
                                            if k != "0"]
@@ -57,19 +65,8 @@ def run_one(ptq: dict, ds, cache: Path) -> dict:
 
 def run_control(row: dict, ds, cache: Path) -> dict:
     """The control: the same fine-tuning in plain float (``--no-simulation``) from the same run, then PTQ (MSE)."""
-    from keras_tinyloc.convert import convert_model
-    from keras_tinyloc.qat import QATConfig, qat_finetune
-    from keras_tinyloc.train import load_run
-
     out = cache / row["dataset"] / Path(row["run_dir"]).name
-    if not (out / "model.keras").is_file():
-        qat_finetune(QATConfig(run_dir=row["run_dir"], out=str(out), overwrite=True, simulate=False), dataset=ds,
-                     log=lambda s: None)
-    tagger, _, metrics = load_run(out)
-    f1_int8, f1_float = {}, None
-    for seed in SEEDS:
-        _, rep = convert_model(tagger.emitter, tagger.crf_weights(), ds, "int8", seed=seed)
-        f1_int8[str(seed)], f1_float = rep["test_f1_int8"], rep["test_f1_float"]
+    _, metrics, f1_float, f1_int8 = finetune_and_convert(Path(row["run_dir"]), out, ds, simulate=False)
     start = row["f1_float_start"]
     return {"run_dir": str(out), "best_epoch": metrics.get("best_epoch"), "f1_float": f1_float, "f1_int8": f1_int8,
             "drop_vs_start": {k: round(100 * (start - v), 3) for k, v in f1_int8.items()},

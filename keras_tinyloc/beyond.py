@@ -217,6 +217,16 @@ def build_emitter(input_shape, n_classes: int, hidden: int, layers: int, dropout
     """
     import keras
 
+    inputs, h = _mlp_trunk(input_shape, hidden, layers, dropout, power)
+    emissions = keras.layers.Dense(n_classes, name="emissions")(h)
+    return keras.Model(inputs, emissions, name="mlp_emitter")
+
+
+def _mlp_trunk(input_shape, hidden: int, layers: int, dropout: float, power: int):
+    """``(inputs (B,T,F), h (B,T,H))``: ``x**power`` (``pow_k`` Multiply layers), then ``layers`` x Dense(H)+ReLU
+    (``dense_i``) each followed by Dropout (``dropout_i``) when ``dropout`` > 0."""
+    import keras
+
     inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
     h = inputs
     for k in range(2, int(power) + 1):
@@ -225,8 +235,7 @@ def build_emitter(input_shape, n_classes: int, hidden: int, layers: int, dropout
         h = keras.layers.Dense(hidden, activation="relu", name=f"dense_{i}")(h)
         if dropout:
             h = keras.layers.Dropout(dropout, name=f"dropout_{i}")(h)
-    emissions = keras.layers.Dense(n_classes, name="emissions")(h)
-    return keras.Model(inputs, emissions, name="mlp_emitter")
+    return inputs, h
 
 
 def zone_groups(class_names) -> tuple[list[str], list[int]]:
@@ -258,14 +267,7 @@ def build_hier_emitter(input_shape, n_classes: int, group_of_class, hidden: int,
 
     g = int(max(group_of_class)) + 1
     m = np.eye(g, dtype="float32")[np.asarray(group_of_class)]  # (C, G)
-    inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
-    h = inputs
-    for k in range(2, int(power) + 1):
-        h = keras.layers.Multiply(name=f"pow_{k}")([h, inputs])
-    for i in range(layers):
-        h = keras.layers.Dense(hidden, activation="relu", name=f"dense_{i}")(h)
-        if dropout:
-            h = keras.layers.Dropout(dropout, name=f"dropout_{i}")(h)
+    inputs, h = _mlp_trunk(input_shape, hidden, layers, dropout, power)
     zone = keras.layers.Dense(n_classes, name="zone_head")(h)
     floor = keras.layers.Dense(g, name="floor_head")(h)
     spread = keras.layers.Dense(n_classes, use_bias=False, trainable=False, name="floor_to_zone")
@@ -299,10 +301,7 @@ def build_ensemble_emitter(members, input_shape, n_classes: int, power: int = 1)
     import keras
     import numpy as np
 
-    inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
-    x = inputs
-    for k in range(2, int(power) + 1):
-        x = keras.layers.Multiply(name=f"pow_{k}")([x, inputs])
+    inputs, x = _mlp_trunk(input_shape, 0, 0, 0.0, power)  # the shared powed input
     scores = []
     for m, tagger in enumerate(members):
         dense = [lay for lay in tagger.emitter.layers if isinstance(lay, keras.layers.Dense)]
@@ -468,7 +467,7 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
 
     from keras_tinyloc.augment import inverse_span
     from keras_tinyloc.models.tagger import CRFTagger
-    from keras_tinyloc.train import TrainConfig, check_labels, fit_tagger, load_run
+    from keras_tinyloc.train import TrainConfig, check_labels, fit_tagger
 
     cfg.validate()
     run_dir = cfg.run_dir()
@@ -486,13 +485,7 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
                        data_dir=None if data_dir is None else str(data_dir), overwrite=True, verbose=False,
                        dataset_options=opts)
     tcfg.validate()
-    teachers = []
-    for t in cfg.teachers:
-        tdir = dataclasses.replace(cfg, name=t).run_dir()
-        tagger_t, tconf, _ = load_run(tdir)
-        if list(tconf.get("feature_names", [])) != list(ds.feature_names):
-            raise TinyLocError(f"{tdir}: teacher reads other APs than row {cfg.name!r} ({cfg.ap})")
-        teachers.append(tagger_t)
+    teachers = [tagger_t for tagger_t, _ in _row_runs(cfg, cfg.teachers, ds, "teacher")]
     keras.utils.set_random_seed(cfg.seed)
     if cfg.members:  # no training: the members' runs averaged in one model
         return _ensemble_row(cfg, ds, tcfg, log)
@@ -519,22 +512,32 @@ def run_row(cfg: BeyondConfig, base=None, data_dir=None, log: Callable[[str], No
     return _finish_row(cfg, ds, tcfg, tagger, fit, t_train, log)
 
 
+def _row_runs(cfg: BeyondConfig, names, ds, role: str) -> list[tuple[Any, dict]]:
+    """``[(tagger, config)]`` of earlier rows ``names`` (teachers, ensemble members); they must read ``ds``'s APs."""
+    from keras_tinyloc.train import load_run
+
+    out = []
+    for name in names:
+        run_dir = dataclasses.replace(cfg, name=name).run_dir()
+        tagger, config, _ = load_run(run_dir)
+        if list(config.get("feature_names", [])) != list(ds.feature_names):
+            raise TinyLocError(f"{run_dir}: {role} reads other APs than row {cfg.name!r} ({cfg.ap})")
+        out.append((tagger, config))
+    return out
+
+
 def _ensemble_row(cfg: BeyondConfig, ds, tcfg, log) -> dict[str, Any]:
     """:func:`run_row` for ``cfg.members``: average the member runs' scores in one emitter, then convert/measure."""
     import numpy as np
 
     from keras_tinyloc.models.tagger import CRFTagger
-    from keras_tinyloc.train import load_run
 
     t0 = time.perf_counter()
     members = []
-    for name in cfg.members:
-        mdir = dataclasses.replace(cfg, name=name).run_dir()
-        tagger_m, mconf, _ = load_run(mdir)
-        if list(mconf.get("feature_names", [])) != list(ds.feature_names):
-            raise TinyLocError(f"{mdir}: ensemble member reads other APs than row {cfg.name!r} ({cfg.ap})")
+    for tagger_m, mconf in _row_runs(cfg, cfg.members, ds, "ensemble member"):
         if int(mconf.get("beyond", {}).get("power", 1)) != cfg.power:
-            raise TinyLocError(f"{mdir}: ensemble member has another --power than row {cfg.name!r}")
+            raise TinyLocError(f"{cfg.run_dir().parent}: ensemble member {mconf.get('beyond', {}).get('name')!r} "
+                               f"has another --power than row {cfg.name!r}")
         members.append(tagger_m)
     tagger = CRFTagger(build_ensemble_emitter(members, ds.input_shape, ds.n_classes, cfg.power),
                        name=f"mlp_ensemble{len(members)}_crf")

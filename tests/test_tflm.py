@@ -95,8 +95,9 @@ def _requantize_double_rounding(acc, multiplier):
     return out
 
 
-def test_tflm_fully_connected_is_the_gemmlowp_reference(tiny, raw_int8):
-    """An int8 Dense layer computed independently in NumPy equals TFLM's output element for element."""
+def _int8_dense(tiny, raw_int8):
+    """An int8 Dense(C) model on the tiny inputs: ``(buf, LiteRT reference interpreter, w (C,F), bias (C,), requant
+    multiplier (C,), (sx, zx), (so, zo))`` read from the flatbuffer."""
     import keras
     from ai_edge_litert import interpreter as litert
 
@@ -112,10 +113,16 @@ def test_tflm_fully_connected_is_the_gemmlowp_reference(tiny, raw_int8):
     w_idx, b_idx = ops[0]["inputs"][1], ops[0]["inputs"][2]
     w = it.get_tensor(w_idx).astype(np.int64)  # (C, F), symmetric per-channel, zero point 0
     bias = it.get_tensor(b_idx).astype(np.int64)  # (C,) int32 at scale sx * sw
-    sw = details[w_idx]["quantization_parameters"]["scales"]
-    xq = quantize(x, sx, zx)
+    mult = sx * details[w_idx]["quantization_parameters"]["scales"].astype(np.float64) / so
+    return buf, it, w, bias, mult, (sx, zx), (so, zo)
+
+
+def test_tflm_fully_connected_is_the_gemmlowp_reference(tiny, raw_int8):
+    """An int8 Dense layer computed independently in NumPy equals TFLM's output element for element."""
+    buf, _, w, bias, mult, (sx, zx), (_, zo) = _int8_dense(tiny, raw_int8)
+    xq = quantize(tiny[2], sx, zx)
     acc = (xq.astype(np.int64) - zx) @ w.T + bias  # (B,T,C)
-    want = np.clip(_requantize_double_rounding(acc, sx * sw.astype(np.float64) / so) + zo, -128, 127)
+    want = np.clip(_requantize_double_rounding(acc, mult) + zo, -128, 127)
     got, _ = tflm.run_tflm(buf, xq)
     np.testing.assert_array_equal(got, want)
 
@@ -135,20 +142,8 @@ def test_litert_rounds_once_where_tflm_rounds_twice(tiny, raw_int8):
     """Why TFLM and LiteRT int8 outputs are not bit-identical: the same int8 Dense layer is requantized with
     double rounding (gemmlowp) by the TFLM wheel and with single rounding by ai-edge-litert (also its reference
     kernels); the two disagree by one step on a small share of outputs."""
-    import keras
-    from ai_edge_litert import interpreter as litert
-
-    _, _, x = tiny
-    x = np.concatenate([x] * 4)
-    inp = keras.Input(batch_shape=(1, T, F))
-    buf = raw_int8(keras.Model(inp, keras.layers.Dense(C, bias_initializer="glorot_uniform")(inp)), x[:40])
-    it = litert.Interpreter(model_content=buf, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
-    (sx, zx), (so, zo) = _io(buf)
-    details = {d["index"]: d for d in it.get_tensor_details()}
-    op = it._get_ops_details()[0]
-    w, bias = (it.get_tensor(i).astype(np.int64) for i in op["inputs"][1:3])
-    mult = sx * details[op["inputs"][1]]["quantization_parameters"]["scales"].astype(np.float64) / so
+    buf, it, w, bias, mult, (sx, zx), (_, zo) = _int8_dense(tiny, raw_int8)
+    x = np.concatenate([tiny[2]] * 4)
     xq = quantize(x + np.random.default_rng(5).normal(0, 0.05, x.shape).astype(np.float32), sx, zx)
     acc = (xq.astype(np.int64) - zx) @ w.T + bias
     double = np.clip(_requantize_double_rounding(acc, mult) + zo, -128, 127)
