@@ -144,3 +144,18 @@ class WindowDataset:
 def last_step_labels(y: np.ndarray) -> np.ndarray:
     """``(B, T)`` per-step labels -> ``(B,)`` window labels (the last step's; may be -1)."""
     return np.asarray(y)[:, -1]
+
+
+def read_csv_table(source, label, empty: str = "file is empty", **read_kw):
+    """``pandas.read_csv(source, skipinitialspace=True, **read_kw)`` with column names stripped, or a one-line
+    :class:`TinyLocError` naming ``label`` (the file) when it is empty (``"<label>: <empty>"``) or not readable CSV."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(source, skipinitialspace=True, **read_kw)
+    except pd.errors.EmptyDataError:
+        raise TinyLocError(f"{label}: {empty}") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise TinyLocError(f"{label}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df

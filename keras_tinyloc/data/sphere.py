@@ -56,7 +56,7 @@ import numpy as np
 
 from keras_tinyloc import paths
 from keras_tinyloc.data import windows
-from keras_tinyloc.data.base import UNLABELLED, MinMaxScaling, WindowDataset
+from keras_tinyloc.data.base import UNLABELLED, MinMaxScaling, WindowDataset, read_csv_table
 from keras_tinyloc.errors import TinyLocError
 
 AP_COLUMNS = ("Kitchen_AP", "Lounge_AP", "Upstairs_AP", "Study_AP")
@@ -127,13 +127,7 @@ def read_packets(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[s
     """
     import pandas as pd
 
-    try:
-        df = pd.read_csv(path, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise TinyLocError(f"{path}: file is empty") from None
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TinyLocError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    df.columns = [str(c).strip() for c in df.columns]
+    df = read_csv_table(path, path)
     if "t" not in df.columns:
         raise TinyLocError(f"{path}: missing column t")
     if not any(c in df.columns for c in AP_COLUMNS):
@@ -202,13 +196,7 @@ def read_accelerometer(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The 20 Hz accelerometer rows of ``acceleration.csv``: ``t_ms (n_rows,)`` int64 and ``xyz (n_rows, 3)`` float32 g."""
     import pandas as pd
 
-    try:
-        df = pd.read_csv(path, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise TinyLocError(f"{path}: file is empty") from None
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TinyLocError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    df.columns = [str(c).strip() for c in df.columns]
+    df = read_csv_table(path, path)
     cols = {}
     for col in ("t", *ACC_COLUMNS):
         if col not in df.columns:
@@ -248,13 +236,7 @@ def read_annotations(path: Path, rooms: list[str]) -> tuple[np.ndarray, np.ndarr
 
     if not path.is_file():
         raise TinyLocError(f"{path}: missing (room annotations of annotator 0)")
-    try:
-        df = pd.read_csv(path, skipinitialspace=True, dtype={"name": str})
-    except pd.errors.EmptyDataError:
-        raise TinyLocError(f"{path}: file is empty (a recording with no labels)") from None
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TinyLocError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    df.columns = [str(c).strip() for c in df.columns]
+    df = read_csv_table(path, path, empty="file is empty (a recording with no labels)", dtype={"name": str})
     for col in ("start", "end", "name"):
         if col not in df.columns:
             raise TinyLocError(f"{path}: missing column {col}")

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_tinyloc import paths
-from keras_tinyloc.data.base import MinMaxScaling, WindowDataset
+from keras_tinyloc.data.base import MinMaxScaling, WindowDataset, read_csv_table
 from keras_tinyloc.errors import TinyLocError
 
 TRAIN_CSV = "trainingData.csv"
@@ -201,14 +201,8 @@ def _parse_csv(name: str, raw: bytes, wap_cols: list[str] | None = None) -> dict
 
     if not raw.strip():
         raise TinyLocError(f"{name}: file is empty")
-    try:
-        df = pd.read_csv(io.BytesIO(raw), skipinitialspace=True, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise TinyLocError(f"{name}: file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TinyLocError(f"{name}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    cols = [c.strip() for c in df.columns]
-    df.columns = cols
+    df = read_csv_table(io.BytesIO(raw), name, encoding="utf-8-sig")
+    cols = list(df.columns)
     if len(df) == 0:
         raise TinyLocError(f"{name}: has a header but no data rows")
     waps = [c for c in cols if WAP_RE.match(c)]
