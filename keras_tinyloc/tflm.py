@@ -312,6 +312,21 @@ def agreement(y_a: np.ndarray, y_b: np.ndarray) -> dict:
             "max_diff_steps": int(diff.max()) if diff.size else 0, "n_windows": int(len(a))}
 
 
+def _keep_all_tensors(micro_bytes: bytes, litert_bytes: bytes, arena: int | None):
+    """A TFLM interpreter on ``micro_bytes`` and a LiteRT one (built-in kernels) on ``litert_bytes``, both keeping
+    every intermediate tensor (for per-tensor comparisons; arena default 4 MiB)."""
+    from ai_edge_litert import interpreter as litert
+    from tflite_micro.python.tflite_micro import runtime
+
+    with capture_fd(2):
+        micro = runtime.Interpreter.from_bytes(bytes(micro_bytes), arena_size=int(arena or 4 * 1024 * 1024),
+                                               intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    lite = litert.Interpreter(model_content=bytes(litert_bytes), experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    lite.allocate_tensors()
+    return micro, lite
+
+
 def compare_tensors(tflite_bytes: bytes, x: np.ndarray, arena: int | None = None) -> list[dict]:
     """Where do TFLM and LiteRT diverge? Per op (execution order), compare every op's first output tensor.
 
@@ -319,18 +334,10 @@ def compare_tensors(tflite_bytes: bytes, x: np.ndarray, arena: int | None = None
     Returns one dict per op: ``{"op", "index", "tensor", "share_identical", "max_diff"}`` (differences in the
     tensor's own units: quantization steps for int8). A diagnostic, not for the hot path.
     """
-    from ai_edge_litert import interpreter as litert
-    from tflite_micro.python.tflite_micro import runtime
-
     from keras_tinyloc.tflite_inspect import inspect_tflite
 
     info = inspect_tflite(tflite_bytes)
-    with capture_fd(2):
-        micro = runtime.Interpreter.from_bytes(bytes(tflite_bytes), arena_size=int(arena or 4 * 1024 * 1024),
-                                               intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
-    lite = litert.Interpreter(model_content=bytes(tflite_bytes), experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    lite.allocate_tensors()
+    micro, lite = _keep_all_tensors(tflite_bytes, tflite_bytes, arena)
     d = lite.get_input_details()[0]
     x = _check_input(x, d["shape"], d["dtype"], "compare_tensors")
     same = {op.index: [] for op in info.ops}
@@ -366,9 +373,6 @@ def int8_vs_float(int8_bytes: bytes, float_bytes: bytes, x: np.ndarray, arena: i
     ``mean_err_steps`` (mean |dequantized int8 - float| in the tensor's quantization steps), each with the op,
     tensor name, scale, the float range seen and the int8 representable range.
     """
-    from ai_edge_litert import interpreter as litert
-    from tflite_micro.python.tflite_micro import runtime
-
     from keras_tinyloc.quantize import dequantize, quantize
     from keras_tinyloc.tflite_inspect import inspect_tflite
 
@@ -376,12 +380,7 @@ def int8_vs_float(int8_bytes: bytes, float_bytes: bytes, x: np.ndarray, arena: i
     by_name = {t.name: t.index for t in fi.tensors}
     pairs = [(op, op.outputs[0]) for op in qi.ops if op.outputs and qi.tensors[op.outputs[0]].dtype == "int8"
              and qi.tensors[op.outputs[0]].name in by_name]
-    with capture_fd(2):
-        micro = runtime.Interpreter.from_bytes(bytes(int8_bytes), arena_size=int(arena or 4 * 1024 * 1024),
-                                               intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
-    ref = litert.Interpreter(model_content=bytes(float_bytes), experimental_preserve_all_tensors=True,
-                             experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    ref.allocate_tensors()
+    micro, ref = _keep_all_tensors(int8_bytes, float_bytes, arena)
     x = np.asarray(x, np.float32)
     xq = quantize(x, qi.input().scale, qi.input().zero_point)
     errs: dict[int, list[float]] = {t: [] for _, t in pairs}
