@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from keras_tinyloc.augment import AugmentConfig
-from keras_tinyloc.errors import TinyLocError, cli_errors
+from keras_tinyloc.errors import TinyLocError, check_positive_ints, cli_errors
 
 DATASETS = ("uji", "uji-zones")
 VALIDATIONS = ("random", "phones")
@@ -111,10 +111,8 @@ class BeyondConfig:
             raise TinyLocError(f"--floor-weight needs uji-zones (zones grouped by building-floor), got {self.dataset}")
         if isinstance(self.power, int) and self.power > 4:
             raise TinyLocError(f"--power {self.power!r}: at most 4 (x**k of a [0, 1] int8 input loses the weak readings)")
-        for name in ("hidden", "layers", "epochs", "patience", "batch_size", "power"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise TinyLocError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
+        check_positive_ints(**{n: getattr(self, n)
+                               for n in ("hidden", "layers", "epochs", "patience", "batch_size", "power")})
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(p_drop=self.p_drop, offset_db=self.offset_db, noise_db=self.noise_db)

@@ -19,6 +19,16 @@ class TinyLocError(Exception):
 EXIT_USER_ERROR = 2
 
 
+def check_positive_ints(**values) -> None:
+    """Raise ``TinyLocError("--<name> <value>: must be a positive integer")`` for the first value that is not an
+    integer >= 1 (booleans refused); names use the CLI spelling (``batch_size`` -> ``--batch-size``)."""
+    import numbers
+
+    for name, value in values.items():
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+            raise TinyLocError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
+
+
 def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
     """Decorate a ``main(argv) -> int`` so TinyLocError becomes one line + exit 2."""
 

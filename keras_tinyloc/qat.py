@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from keras_tinyloc.errors import TinyLocError, cli_errors
+from keras_tinyloc.errors import TinyLocError, check_positive_ints, cli_errors
 
 LOGISTIC_RANGE = (0.0, 255.0 / 256.0)  # TFLite int8 LOGISTIC output: scale 1/256, zero point -128
 L2NORM_RANGE = (-1.0, 127.0 / 128.0)  # TFLite int8 L2_NORMALIZATION output: scale 1/128, zero point 0
@@ -214,10 +214,7 @@ class QATConfig:
     simulate: bool = True
 
     def validate(self) -> None:
-        for name in ("epochs", "patience", "batch_size", "n_calibration"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise TinyLocError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
+        check_positive_ints(**{n: getattr(self, n) for n in ("epochs", "patience", "batch_size", "n_calibration")})
         if not (isinstance(self.lr, (int, float)) and 0 < float(self.lr) < 1):
             raise TinyLocError(f"--lr {self.lr!r}: must be in (0, 1)")
         if Path(self.out).resolve() == Path(self.run_dir).resolve():

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from keras_tinyloc import paths
-from keras_tinyloc.errors import TinyLocError, cli_errors
+from keras_tinyloc.errors import TinyLocError, check_positive_ints, cli_errors
 
 RUN_FILES = ("model.keras", "config.json", "metrics.json")
 
@@ -81,10 +81,7 @@ class TrainConfig:
 
         if self.model not in FAMILIES:
             raise TinyLocError(f"unknown model {self.model!r} (choose from {', '.join(FAMILIES)})")
-        for name in ("hidden", "layers", "epochs", "patience", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise TinyLocError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
+        check_positive_ints(**{n: getattr(self, n) for n in ("hidden", "layers", "epochs", "patience", "batch_size")})
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise TinyLocError(f"--lr {self.lr!r}: must be a positive number")
         if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < math.inf):
@@ -293,8 +290,6 @@ def train(cfg: TrainConfig, dataset=None, log: Callable[[str], None] = print) ->
     Returns:
         The metrics written to ``metrics.json``.
     """
-    import keras
-
     from keras_tinyloc.models import build_tagger
 
     cfg.validate()

@@ -5,9 +5,8 @@ lazily (they import TensorFlow), so importing :mod:`keras_tinyloc.models` stays 
 """
 from __future__ import annotations
 
-import numbers
 
-from keras_tinyloc.errors import TinyLocError
+from keras_tinyloc.errors import TinyLocError, check_positive_ints
 
 FAMILIES = ("mdcsa", "mamba", "mlp")
 
@@ -92,8 +91,6 @@ def powed_emitter(emitter, input_shape, power: int = 1):
 def _check(family, input_shape, n_classes, hidden, layers) -> None:
     if family not in FAMILIES:
         raise TinyLocError(f"unknown model {family!r} (choose from {', '.join(FAMILIES)})")
-    for name, value in (("hidden", hidden), ("layers", layers), ("n_classes", n_classes)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
-            raise TinyLocError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
+    check_positive_ints(hidden=hidden, layers=layers, n_classes=n_classes)
     if len(tuple(input_shape)) != 2 or any(int(v) <= 0 for v in input_shape):
         raise TinyLocError(f"input_shape {tuple(input_shape)!r}: expected (T, F) with positive sizes")
