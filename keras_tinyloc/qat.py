@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from keras_tinyloc.calibrate import CALIBRATIONS
 from keras_tinyloc.errors import TinyLocError, check_positive_ints, cli_errors
 
 LOGISTIC_RANGE = (0.0, 255.0 / 256.0)  # TFLite int8 LOGISTIC output: scale 1/256, zero point -128
@@ -92,8 +93,6 @@ class QuantSim:
     """
 
     def __init__(self, method: str = "mse", seed: int = 0):
-        from keras_tinyloc.calibrate import CALIBRATIONS
-
         if method not in CALIBRATIONS:
             raise TinyLocError(f"--calibration {method!r}: choose from {', '.join(CALIBRATIONS)}")
         self.method = method
@@ -289,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-calibration", type=int, default=200, help="training windows that set the int8 ranges")
-    p.add_argument("--calibration", choices=("mse", "minmax"), default="mse", help="range setting (mse)")
+    p.add_argument("--calibration", choices=CALIBRATIONS, default="mse", help="range setting (mse)")
     p.add_argument("--data-dir", help="override the run's data directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--no-simulation", dest="simulate", action="store_false",
