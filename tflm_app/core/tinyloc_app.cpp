@@ -164,7 +164,9 @@ void App::PutChar(char c) {
     line_overflow_ = false;
     return;
   }
-  if (line_len_ < kMaxLine) {
+  if (c == '\0') {
+    line_overflow_ = true;  // would cut the line short in HandleLine: a bad line instead
+  } else if (line_len_ < kMaxLine) {
     line_[line_len_++] = c;
   } else {
     line_overflow_ = true;

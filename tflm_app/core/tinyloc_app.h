@@ -8,10 +8,13 @@
 //   <time_ms>,<ap_index>,<rssi_dbm>   a reading (decimal integers), counted as reading line 1, 2, ... since reset
 //   reset                             forget the session; the board answers "ready ..."
 //   end                               end of the session: finish the last step, print its windows, then "done ..."
-//   (empty lines and lines starting with '#' are ignored and not counted)
+//   (empty lines and lines starting with '#' are ignored and not counted; a line longer than kMaxLine bytes or
+//    holding a NUL byte is a bad line, E10)
 // Board -> host:
 //   ready <model> T=<T> F=<F> C=<C>
-//   room <line> <end_step> <class_index> <class_name>     one per window, <line> = the reading that completed it
+//   room <line> <end_step> <class_index> <class_name>     one per window, <line> = the reading that completed it,
+//                                                         <end_step> = Stream::last_window_end() (a gap longer
+//                                                         than GapSteps restarts the grid: see tinyloc_core.h)
 //   error <line> E<code> <status_name>                    a reading rejected (see tinyloc::Status)
 //   done <reading_lines> <windows> <errors>
 #ifndef TINYLOC_APP_H_
@@ -55,9 +58,9 @@ class App {
 
   // For the sketch's own use (e.g. a BLE scan): add a reading directly; returns the core status.
   Status AddReading(int64_t time_ms, int ap_index, int rssi_dbm);
-  int32_t reading_lines() const { return lines_; }
-  int32_t windows() const { return windows_; }
-  int32_t errors() const { return errors_; }
+  int64_t reading_lines() const { return lines_; }
+  int64_t windows() const { return windows_; }
+  int64_t errors() const { return errors_; }
 
  private:
   void Reset();
@@ -76,10 +79,10 @@ class App {
   uint8_t* labels_;
   char line_[kMaxLine + 1];
   size_t line_len_;
-  bool line_overflow_;
-  int32_t lines_;
-  int32_t windows_;
-  int32_t errors_;
+  bool line_overflow_;  // too long, or a NUL byte: the line is bad whatever else it holds
+  int64_t lines_;
+  int64_t windows_;
+  int64_t errors_;
 };
 
 }  // namespace tinyloc

@@ -1,6 +1,7 @@
 // tinyloc_core: see tinyloc_core.h. Twin of keras_tinyloc/device.py (keep the arithmetic identical).
 #include "tinyloc_core.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -19,6 +20,28 @@ unsigned char* AlignUp(void* p, size_t align) {
 
 bool WindowEndsAt(const Settings& s, int32_t step) {
   return step + 1 >= s.window && (step + 1 - s.window) % s.hop == 0;
+}
+
+// |v| <= m, false for NaN (and for +-inf while m is finite).
+bool Within(float v, float m) { return v >= -m && v <= m; }
+
+bool AllWithin(const float* v, int n, float m) {
+  for (int i = 0; i < n; ++i) {
+    if (!Within(v[i], m)) return false;
+  }
+  return true;
+}
+
+// clamp(round_half_away(v) + zero_point, -128, 127); NaN rounds to 0, the sum is exact in 64 bits.
+int8_t RoundToInt8(float v, int zero_point) {
+  float r = v == v ? roundf(v) : 0.0f;  // half away from zero
+  const float big = 1099511627776.0f;   // 2^40: beyond it every int zero point saturates the same way
+  if (r > big) r = big;
+  if (r < -big) r = -big;
+  int64_t q = static_cast<int64_t>(r) + static_cast<int64_t>(zero_point);
+  if (q > 127) q = 127;
+  if (q < -128) q = -128;
+  return static_cast<int8_t>(q);
 }
 
 }  // namespace
@@ -41,17 +64,26 @@ const char* StatusName(int status) {
 }
 
 Status CheckSettings(const Settings& s) {
-  if (s.window < 1 || s.n_features < 1 || s.n_classes < 1 || s.n_classes > 255 || s.hop < 1 ||
-      s.step_ms < 1 || s.ffill_steps < 0) {
+  if (s.window < 1 || s.window > kMaxWindow || s.n_features < 1 || s.n_features > kMaxFeatures ||
+      s.n_classes < 1 || s.n_classes > 255 || s.hop < 1 || s.step_ms < 1 || s.ffill_steps < 0 || s.n_ops < 1) {
     return kErrSettings;
   }
-  if (!(s.input_scale > 0.0f) || !(s.output_scale > 0.0f)) return kErrSettings;
+  if (!s.scale_low || !s.scale_high || !s.transitions || !s.start || !s.end || !s.class_names) return kErrSettings;
+  if (!Within(s.fill_dbm, kMaxAbsDbm)) return kErrSettings;
+  for (int a = 0; a < s.n_features; ++a) {
+    const float low = s.scale_low[a], high = s.scale_high[a];
+    if (!Within(low, kMaxAbsDbm) || !Within(high, kMaxAbsDbm)) return kErrSettings;
+    const float span = high - low;
+    if (span > 0.0f && !Within(1.0f / span, FLT_MAX)) return kErrSettings;  // ScaleQuantize's 1 / span
+  }
+  if (!(s.input_scale > 0.0f && s.input_scale <= kMaxScale)) return kErrSettings;
+  if (!(s.output_scale > 0.0f && s.output_scale <= kMaxScale)) return kErrSettings;
   if (s.input_zero_point < -128 || s.input_zero_point > 127) return kErrSettings;
   if (s.output_zero_point < -128 || s.output_zero_point > 127) return kErrSettings;
-  if (!s.scale_low || !s.scale_high || !s.transitions || !s.start || !s.end || !s.class_names) {
+  if (!AllWithin(s.transitions, s.n_classes * s.n_classes, kMaxAbsScore) ||
+      !AllWithin(s.start, s.n_classes, kMaxAbsScore) || !AllWithin(s.end, s.n_classes, kMaxAbsScore)) {
     return kErrSettings;
   }
-  if (s.n_ops < 1) return kErrSettings;
   return kOk;
 }
 
@@ -83,18 +115,18 @@ size_t WorkspaceBytes(const Settings& s) { return StreamWorkspaceBytesFor(s.wind
 
 size_t DecodeWorkspaceBytes(const Settings& s) { return DecodeWorkspaceBytesFor(s.window, s.n_classes); }
 
+int32_t GapSteps(const Settings& s) { return s.window > kMinGapSteps ? s.window : kMinGapSteps; }
+
 int8_t Quantize(float x, float scale, int zero_point) {
-  const float v = x / scale;  // float32 division, as numpy does on float32 arrays
-  float r = roundf(v);        // half away from zero
-  if (r > 512.0f) r = 512.0f;
-  if (r < -512.0f) r = -512.0f;
-  int q = static_cast<int>(r) + zero_point;
-  if (q > 127) q = 127;
-  if (q < -128) q = -128;
-  return static_cast<int8_t>(q);
+  // float32 division, as numpy does on float32 arrays; a scale that is not > 0 (settings reject it) quantizes 0.
+  const float v = scale > 0.0f ? x / scale : 0.0f;
+  return RoundToInt8(v, zero_point);
 }
 
 int8_t ScaleQuantize(const Settings& s, int feature, float raw_dbm) {
+  if (feature < 0 || feature >= s.n_features || !s.scale_low || !s.scale_high) {
+    return Quantize(0.0f, s.input_scale, s.input_zero_point);
+  }
   const float low = s.scale_low[feature];
   const float span = s.scale_high[feature] - low;
   const float inv = span > 0.0f ? 1.0f / span : 0.0f;
@@ -106,7 +138,8 @@ int8_t ScaleQuantize(const Settings& s, int feature, float raw_dbm) {
 
 Stream::Stream()
     : s_(0), ring_(0), prev_val_(0), cur_val_(0), has_cur_(0), prev_step_(0), started_(false), t0_(0),
-      last_t_(0), open_(0), done_(0), limit_(0), last_window_end_(-1) {}
+      last_t_(0), base_(0), open_(0), done_(0), limit_(0), pending_(false), pending_end_(0), pending_number_(0),
+      last_window_end_(-1), segments_(0) {}
 
 Status Stream::Init(const Settings& s, void* workspace, size_t workspace_bytes) {
   s_ = 0;
@@ -130,8 +163,13 @@ Status Stream::Init(const Settings& s, void* workspace, size_t workspace_bytes) 
 void Stream::Reset() {
   started_ = false;
   t0_ = last_t_ = 0;
+  base_ = 0;
   open_ = done_ = limit_ = 0;
+  pending_ = false;
+  pending_end_ = 0;
+  pending_number_ = 0;
   last_window_end_ = -1;
+  segments_ = 0;
   if (!s_) return;
   for (int a = 0; a < s_->n_features; ++a) {
     prev_step_[a] = kNever;
@@ -146,13 +184,21 @@ Status Stream::AddReading(int64_t time_ms, int ap_index, int rssi_dbm) {
   if (ap_index < 0 || ap_index >= s_->n_features) return kErrApIndex;
   if (rssi_dbm < -127 || rssi_dbm > 0) return kErrRssiRange;
   if (started_ && time_ms < last_t_) return kErrTimeBackwards;
-  if (!started_) {
-    started_ = true;
-    t0_ = time_ms;
+  bool restart = !started_;
+  int32_t step = 0;
+  if (started_) {
+    // time_ms >= last_t_ >= t0_, so the difference is in [0, 2^64): exact in unsigned arithmetic.
+    const uint64_t steps = (static_cast<uint64_t>(time_ms) - static_cast<uint64_t>(t0_)) /
+                           static_cast<uint64_t>(s_->step_ms);
+    if (steps > static_cast<uint64_t>(open_) + static_cast<uint64_t>(GapSteps(*s_)) ||
+        steps > static_cast<uint64_t>(kMaxSegmentSteps)) {
+      restart = true;
+    } else {
+      step = static_cast<int32_t>(steps);
+    }
   }
-  const int32_t step = static_cast<int32_t>((time_ms - t0_) / s_->step_ms);
-  if (step > open_) {
-    if (done_ < open_) return kErrNotDrained;
+  if (started_ && (restart || step > open_)) {
+    if (done_ < open_ || pending_) return kErrNotDrained;
     for (int a = 0; a < s_->n_features; ++a) {
       if (has_cur_[a]) {
         prev_val_[a] = cur_val_[a];
@@ -160,8 +206,31 @@ Status Stream::AddReading(int64_t time_ms, int ap_index, int rssi_dbm) {
         has_cur_[a] = 0;
       }
     }
-    open_ = step;
-    if (limit_ < open_) limit_ = open_;
+    if (restart) {
+      // End the segment as Finish() + NextWindow() would: finish its last step now; a window ending there
+      // stays in the ring (pending_) and is the next one NextWindow returns, before any step of the new segment.
+      if (done_ == open_) {
+        FinishStep(open_);
+        ++done_;
+        if (WindowEndsAt(*s_, open_)) {
+          pending_ = true;
+          pending_end_ = open_;
+          pending_number_ = base_ + open_;
+        }
+      }
+      const int64_t room = INT64_MAX - base_;  // step numbers saturate instead of overflowing
+      base_ = static_cast<int64_t>(open_) + 1 < room ? base_ + open_ + 1 : INT64_MAX;
+      for (int a = 0; a < s_->n_features; ++a) prev_step_[a] = kNever;
+    } else {
+      open_ = step;
+      if (limit_ < open_) limit_ = open_;
+    }
+  }
+  if (restart) {
+    started_ = true;
+    t0_ = time_ms;
+    open_ = done_ = limit_ = 0;
+    ++segments_;
   }
   last_t_ = time_ms;
   cur_val_[ap_index] = static_cast<int8_t>(rssi_dbm);
@@ -187,19 +256,29 @@ void Stream::FinishStep(int32_t step) {
   }
 }
 
+void Stream::CopyWindow(int32_t end_step, int8_t* input) const {
+  const size_t f = static_cast<size_t>(s_->n_features);
+  for (int k = 0; k < s_->window; ++k) {
+    const int32_t src = end_step - s_->window + 1 + k;
+    memcpy(input + static_cast<size_t>(k) * f, ring_ + static_cast<size_t>(src % s_->window) * f, f);
+  }
+}
+
 bool Stream::NextWindow(int8_t* input) {
   if (!s_) return false;
+  if (pending_) {
+    CopyWindow(pending_end_, input);
+    last_window_end_ = pending_number_;
+    pending_ = false;
+    return true;
+  }
   while (done_ < limit_) {
     const int32_t step = done_;
     FinishStep(step);
     ++done_;
     if (WindowEndsAt(*s_, step)) {
-      const size_t f = static_cast<size_t>(s_->n_features);
-      for (int k = 0; k < s_->window; ++k) {
-        const int32_t src = step - s_->window + 1 + k;
-        memcpy(input + static_cast<size_t>(k) * f, ring_ + static_cast<size_t>(src % s_->window) * f, f);
-      }
-      last_window_end_ = step;
+      CopyWindow(step, input);
+      last_window_end_ = base_ + step;
       return true;
     }
   }

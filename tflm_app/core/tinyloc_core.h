@@ -10,6 +10,11 @@
 //  3. Windows: the last T steps in a ring buffer; a window ends at step s when s + 1 >= T and (s + 1 - T) % hop == 0
 //             (make_windows). Each step is scaled (MinMaxScaling.transform, float32) and quantized to int8
 //             (keras_tinyloc.quantize.quantize) as it is finished, so a window is a copy of T int8 rows.
+//     Gaps:   a reading more than G = GapSteps(s) = max(T, kMinGapSteps) steps after the previous reading's step
+//             (or one that would put a segment past kMaxSegmentSteps) ends the segment as Finish() would (its last
+//             step is finished, its windows emitted) and starts a new one at that reading (new t0, empty ring,
+//             no forward-fill across). Step numbers continue: the new segment's step 0 is the old segment's last
+//             step + 1, so a gap of any length costs O(F) work and no model runs (device.input_windows is the twin).
 //  4. Decode: CRF Viterbi of the model's int8 output, dequantized in float32 (quantize.dequantize) and decoded
 //             in double (crf.viterbi_numpy), ties to the lowest class index.
 //
@@ -41,6 +46,25 @@ enum Status {
   kErrNotInitialised = 9, // Stream used before a successful Init
   kErrParse = 10,         // a protocol line that is not "<time_ms>,<ap>,<rssi>"
 };
+
+// Gap rule (see 3. above): a new segment starts when a reading's step is more than GapSteps(s) after the
+// previous reading's step. kMinGapSteps = 20 steps = 4 s at 200 ms (keeps a window = 1 stream from restarting
+// on every silent step).
+const int kMinGapSteps = 20;
+// Steps a segment may span before a reading starts a new one (int32 step arithmetic; 2^30 * 200 ms = 6.8 years).
+// Overridable at compile time for the tests only.
+#ifndef TINYLOC_MAX_SEGMENT_STEPS
+#define TINYLOC_MAX_SEGMENT_STEPS (1 << 30)
+#endif
+const int32_t kMaxSegmentSteps = TINYLOC_MAX_SEGMENT_STEPS;
+
+// Limits CheckSettings enforces (keras_tinyloc/deploy/device.py: check_settings is the twin). They keep every
+// size formula below 2^31 and every float operation of the core finite (no NaN reaches a comparison or a cast).
+const int kMaxWindow = 4096;           // T
+const int kMaxFeatures = 4096;         // F
+const float kMaxAbsDbm = 1e6f;         // |fill_dbm|, |scale_low|, |scale_high|
+const float kMaxScale = 1e6f;          // input_scale, output_scale in (0, kMaxScale]
+const float kMaxAbsScore = 1e30f;      // |transitions|, |start|, |end|
 
 const char* StatusName(int status);
 
@@ -81,8 +105,13 @@ struct ModelInfo {
   int n_op_codes;  // distinct builtin ops in model->operator_codes()
 };
 
-// kOk, or the first mismatch (kErrSettings, kErrInputShape, kErrOutputShape, kErrOpCount).
+// The one validation of settings (Stream::Init, Decode, App::Init and CheckModel call it): kOk or kErrSettings.
+// Rejected: T outside 1..kMaxWindow, F outside 1..kMaxFeatures, C outside 1..255, hop < 1, step_ms < 1,
+// ffill_steps < 0, n_ops < 1, a null array; fill_dbm / scale_low / scale_high not finite or beyond kMaxAbsDbm;
+// a feature with 0 < high - low whose 1 / (high - low) is not finite (float32); input_scale / output_scale not in
+// (0, kMaxScale]; zero points outside -128..127; a CRF score not finite or beyond kMaxAbsScore.
 Status CheckSettings(const Settings& s);
+// kOk, or the first mismatch (kErrSettings, kErrInputShape, kErrOutputShape, kErrOpCount).
 Status CheckModel(const Settings& s, const ModelInfo& m);
 
 // Bytes of the workspace Stream needs (T*F ring + per-AP state; +8 for alignment). constexpr for static buffers.
@@ -95,10 +124,14 @@ constexpr size_t DecodeWorkspaceBytesFor(int t, int c) {
 }
 size_t WorkspaceBytes(const Settings& s);        // StreamWorkspaceBytesFor(s.window, s.n_features)
 size_t DecodeWorkspaceBytes(const Settings& s);  // DecodeWorkspaceBytesFor(s.window, s.n_classes)
+int32_t GapSteps(const Settings& s);             // max(s.window, kMinGapSteps)
 
-// One feature value: raw dBm -> scaled [0, 1] float32 -> int8 (twin of device.scale_quantize).
+// One feature value: raw dBm -> scaled [0, 1] float32 -> int8 (twin of device.scale_quantize). A feature index
+// outside 0..F-1 (or null scale arrays) quantizes 0.0 instead of reading outside the arrays.
 int8_t ScaleQuantize(const Settings& s, int feature, float raw_dbm);
 // clamp(round_half_away(x / scale) + zero_point, -128, 127) in float32 (twin of keras_tinyloc.quantize.quantize).
+// Total for every input: a scale that is not > 0 quantizes 0.0 (Python raises), a NaN quotient rounds to 0,
+// +-inf saturates; the sum is formed in 64 bits, so any int zero point is exact.
 int8_t Quantize(float x, float scale, int zero_point);
 
 class Stream {
@@ -108,19 +141,25 @@ class Stream {
   Status Init(const Settings& s, void* workspace, size_t workspace_bytes);
   // Forget all readings (a new session); the settings stay.
   void Reset();
-  // Adds one reading. Rejected readings (an error code) change nothing.
+  // Adds one reading. Rejected readings (an error code) change nothing. O(F) work whatever the time jump
+  // (see Gaps above); any int64 time is safe.
   Status AddReading(int64_t time_ms, int ap_index, int rssi_dbm);
   // Finishes the steps before the current one, one at a time; returns true with the next window's
-  // T*F int8 input (time-major) when one is complete. Call until it returns false after every AddReading.
+  // T*F int8 input (time-major) when one is complete. Call until it returns false after every AddReading
+  // (between two AddReading calls it returns at most GapSteps / hop + 2 windows).
   bool NextWindow(int8_t* input);
   // End of a recording: also finishes the step of the last reading (as Python's grid does).
   void Finish();
-  // Step index (from the first reading) of the last window NextWindow returned; -1 before the first.
-  int32_t last_window_end() const { return last_window_end_; }
-  int32_t steps_done() const { return done_; }
+  // Step number of the last window NextWindow returned (steps since Init/Reset, segments back to back); -1 before.
+  int64_t last_window_end() const { return last_window_end_; }
+  // Steps finished since Init/Reset (all segments).
+  int64_t steps_done() const { return base_ + done_; }
+  // Segments started since Init/Reset (0 before the first reading; +1 at the first reading and at every gap).
+  int64_t segments() const { return segments_; }
 
  private:
   void FinishStep(int32_t step);
+  void CopyWindow(int32_t end_step, int8_t* input) const;
   const Settings* s_;
   int8_t* ring_;       // [T*F] quantized rows, step k at row k % T
   int8_t* prev_val_;   // [F] latest reading before the open step
@@ -128,12 +167,17 @@ class Stream {
   uint8_t* has_cur_;   // [F]
   int32_t* prev_step_; // [F] step of prev_val_, or a large negative number
   bool started_;
-  int64_t t0_;
+  int64_t t0_;         // time of the segment's first reading
   int64_t last_t_;
-  int32_t open_;       // step of the latest reading
-  int32_t done_;       // steps finished so far (0..done_-1)
+  int64_t base_;       // step number of the segment's step 0
+  int32_t open_;       // step of the latest reading, in the segment
+  int32_t done_;       // steps of the segment finished so far (0..done_-1)
   int32_t limit_;      // steps that may be finished (open_ or open_+1 after Finish)
-  int32_t last_window_end_;
+  bool pending_;       // the previous segment's last window is in the ring, not yet returned
+  int32_t pending_end_;        // its end step in the previous segment
+  int64_t pending_number_;     // its step number
+  int64_t last_window_end_;
+  int64_t segments_;
 };
 
 // Parses one protocol line "<time_ms>,<ap_index>,<rssi_dbm>" (decimal integers, optional spaces, optional

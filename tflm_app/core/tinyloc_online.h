@@ -13,8 +13,12 @@
 //    i.e. exactly the windowed Viterbi of e_0..e_t at step t - D (D = 0: its last step). delta is shifted by its
 //    maximum after every step, so it stays bounded on an unbroken stream. float32, strict '>' scans.
 //    Memory: 3*C floats + (D+1)*C bytes of back-pointers (OnlineViterbiWorkspaceBytesFor).
+//    Init rejects C outside 1..255, D outside 0..kMaxLag and scores that are not finite or beyond
+//    kMaxAbsScore (1e30, as tinyloc::CheckSettings), so with finite emissions no score overflows.
 //  * Requantize: a state tensor written by the int8 step model in the output's quantization is fed back as the
 //    matching input in the input's quantization: q' = clamp(roundf((float)(q - zs) * (ss / sd)) + zd, -128, 127).
+//    Total for every input (streaming.requantize is the twin): a dst scale that is not > 0 gives ratio 0, a NaN
+//    product rounds to 0, +-inf saturates, zero points are applied in 64 bits.
 #ifndef TINYLOC_ONLINE_H_
 #define TINYLOC_ONLINE_H_
 
@@ -23,8 +27,10 @@
 
 namespace tinyloc {
 
+const int kMaxLag = 4096;  // D (819 s at 5 Hz); keeps the workspace formula below 2^31 on 32-bit targets
+
 constexpr size_t OnlineViterbiWorkspaceBytesFor(int c, int lag) {
-  return 8 + 3 * static_cast<size_t>(c) * sizeof(float) + static_cast<size_t>(lag + 1) * static_cast<size_t>(c);
+  return 8 + 3 * static_cast<size_t>(c) * sizeof(float) + (static_cast<size_t>(lag) + 1) * static_cast<size_t>(c);
 }
 
 class OnlineViterbi {
@@ -44,7 +50,8 @@ class OnlineViterbi {
   // End of a stream: labels of the last min(lag + 1, steps) steps, oldest first, into labels[]; returns how many.
   int Flush(uint8_t* labels);
   int lag() const { return lag_; }
-  int32_t steps() const { return t_; }
+  // Steps pushed since Init/Reset. Step numbers (*step, steps()) saturate at 2^31 - 1 (13.6 years at 5 Hz).
+  int32_t steps() const { return t_ < 2147483647 ? static_cast<int32_t>(t_) : 2147483647; }
 
  private:
   int BestFinal() const;
@@ -57,7 +64,8 @@ class OnlineViterbi {
   float* next_;   // [C]
   float* em_;     // [C] dequantized emissions
   uint8_t* bp_;   // [(lag+1)*C], row t % (lag+1) = bp_t
-  int32_t t_;
+  int64_t t_;
+  int row_;       // t_ % (lag+1)
 };
 
 // n int8 values from quantization (src_scale, src_zp) to (dst_scale, dst_zp); src and dst may be the same array.
