@@ -40,8 +40,8 @@ def paper_lookup(paper: list[dict], dataset: str, family: str, config: str) -> d
 
 
 def run_one(ds, dataset: str, family: str, hidden: int, layers: int, args, paper: list[dict]) -> dict:
-    from keras_tinyloc.convert import ConvertConfig, convert_run
-    from keras_tinyloc.train import TrainConfig, train
+    from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
+    from keras_tinyloc.training.train import TrainConfig, train
 
     cache = Path(os.environ.get("KERAS_TINYLOC_CACHE", ROOT / "data" / "cache")) / "convert_targets"
     run_dir = cache / dataset / f"{family}_h{hidden}l{layers}"
@@ -56,8 +56,8 @@ def run_one(ds, dataset: str, family: str, hidden: int, layers: int, args, paper
     diagnosis = diagnose(run_dir, ds) if abs(rep["f1_drop_points"]) > 1.0 else None
     drops = {0: rep["f1_drop_points"]} if args.seed == 0 else {}
     if args.calib_seeds:
-        from keras_tinyloc.convert import convert_model
-        from keras_tinyloc.train import load_run
+        from keras_tinyloc.deploy.convert import convert_model
+        from keras_tinyloc.training.train import load_run
 
         tagger, _, _ = load_run(run_dir)
         for cs in args.calib_seeds:
@@ -65,8 +65,8 @@ def run_one(ds, dataset: str, family: str, hidden: int, layers: int, args, paper
                 drops[cs] = convert_model(tagger.emitter, tagger.crf_weights(), ds, "int8", seed=cs)[1]["f1_drop_points"]
     minmax = None
     if args.compare_minmax:  # the converter's own min-max ranges, same windows (what the fix replaced)
-        from keras_tinyloc.convert import convert_model
-        from keras_tinyloc.train import load_run
+        from keras_tinyloc.deploy.convert import convert_model
+        from keras_tinyloc.training.train import load_run
 
         tagger, _, _ = load_run(run_dir)
         minmax = convert_model(tagger.emitter, tagger.crf_weights(), ds, "int8", seed=args.seed,
@@ -96,9 +96,9 @@ def diagnose(run_dir: Path, ds, n_windows: int = 100) -> dict:
     """Why did int8 lose more than 1 F1 point? Per-tensor int8-vs-float error through TFLM (tflm.int8_vs_float)."""
     import numpy as np
 
-    from keras_tinyloc import tflm
-    from keras_tinyloc.convert import convert_emitter
-    from keras_tinyloc.train import load_run
+    from keras_tinyloc.deploy import tflm
+    from keras_tinyloc.deploy.convert import convert_emitter
+    from keras_tinyloc.training.train import load_run
 
     tagger, _, _ = load_run(run_dir)
     int8 = convert_emitter(tagger.emitter, "int8", ds.x_train)
@@ -140,7 +140,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "* **drop over calib. seeds**: min … max of the F1 drop over calibration samples drawn with different seeds "
         "(200 training windows each; the row's own conversion uses seed 0, the CLI default).",
         "* **calibration**: activation ranges of the row's conversion — `mse` (the default: each range clipped to "
-        "minimise its expected squared int8 error, `keras_tinyloc/calibrate.py`; clipped tensors in brackets). "
+        "minimise its expected squared int8 error, `keras_tinyloc/deploy/calibrate.py`; clipped tensors in brackets). "
         "**drop min-max** = the same model and windows with the converter's own min-max ranges "
         "(`--calibration minmax`).",
         "",
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
 
     from keras_tinyloc.data.registry import load_dataset
     from keras_tinyloc.paths import atomic_write_json, atomic_write_text
-    from keras_tinyloc.results import load_paper_tables
+    from keras_tinyloc.experiments.results import load_paper_tables
 
     configs = CONFIGS if not args.configs else tuple(
         (c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in args.configs)
@@ -257,7 +257,7 @@ def main(argv=None) -> int:
 
 NOTES: list[str] = [
     "int8 ranges: rows use MSE-clipped activation ranges (convert's default since this benchmark's 2026-11-25 "
-    "12:00 run; `keras_tinyloc/calibrate.py`); with the converter's min-max ranges ('drop min-max') 31/35 rows were "
+    "12:00 run; `keras_tinyloc/deploy/calibrate.py`); with the converter's min-max ranges ('drop min-max') 31/35 rows were "
     "within 1 point (misses house-b Mamba H8L1 +3.59, house-d H8L1 +1.78, house-c H16L2 +1.18, uji-zones MDCSA H16L1 "
     "-1.25), with MSE ranges 34/35. Cause of the min-max misses: ops that need one scale on both sides (UNPACK, "
     "PACK, CONCATENATION) gave the scan's per-step tensors the whole sequence's range, and the read-out / gate / "
@@ -270,7 +270,7 @@ NOTES: list[str] = [
     "outputs cannot be expected: the TFLM wheel uses gemmlowp's double rounding, ai-edge-litert's reference kernels "
     "single rounding (TFLITE_SINGLE_ROUNDING) and its optimized kernels (used here) differ from both by one step on "
     "~0.1 % of FULLY_CONNECTED outputs — each equals an independent NumPy computation exactly "
-    "(tests/test_tflm.py::test_litert_rounds_once_where_tflm_rounds_twice). With 20 x C outputs per window most "
+    "(tests/deploy/test_tflm.py::test_litert_rounds_once_where_tflm_rounds_twice). With 20 x C outputs per window most "
     "windows contain a 1-step difference somewhere and Mamba's chained MULs amplify it, so the agreement that "
     "means something — the decoded room — is the one held to the >= 99 % target.",
     "Flash: the converter's fused tensor names ('a;b;c/Tensordot/MatMul') were up to 3/4 of the flatbuffer "

@@ -28,7 +28,7 @@ METHODS = ("minmax", "mse")
 
 
 def run_one(run_dir: Path) -> dict:
-    from keras_tinyloc.convert import ConvertConfig, convert_run
+    from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
 
     row = {"run_dir": str(run_dir), "dataset": None, "name": run_dir.name}
     for method in METHODS:

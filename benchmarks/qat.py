@@ -1,4 +1,4 @@
-"""Benchmark: does quantization-aware fine-tuning (``keras_tinyloc.qat``) close the int8 gap left by post-training
+"""Benchmark: does quantization-aware fine-tuning (``keras_tinyloc.training.qat``) close the int8 gap left by post-training
 quantization? Writes docs/results/qat.{json,md}.
 
 For every trained run of ``benchmarks/convert_targets.py`` (cached under ``$KERAS_TINYLOC_CACHE/convert_targets``;
@@ -29,9 +29,9 @@ SEEDS = (0, 1, 2)
 def finetune_and_convert(run_dir: Path, out: Path, ds, simulate: bool):
     """Fine-tune ``run_dir`` into ``out`` (cached), convert with each calibration seed of SEEDS; returns
     ``(config, metrics, test F1 float, {seed: test F1 int8 through TFLM})``."""
-    from keras_tinyloc.convert import convert_model
-    from keras_tinyloc.qat import QATConfig, qat_finetune
-    from keras_tinyloc.train import load_run
+    from keras_tinyloc.deploy.convert import convert_model
+    from keras_tinyloc.training.qat import QATConfig, qat_finetune
+    from keras_tinyloc.training.train import load_run
 
     if not (out / "model.keras").is_file():
         qat_finetune(QATConfig(run_dir=str(run_dir), out=str(out), overwrite=True, simulate=simulate), dataset=ds,

@@ -4,9 +4,9 @@ For each RAM class (TFLM arena <= 32 KiB with flatbuffer <= 512 KiB: RL78/G13; a
 <= 128 KiB: ADuCM3029) the best int8 MDCSA and Mamba **by validation macro-F1** (never test), with validation and
 test macro-F1 / accuracy measured through the TFLM interpreter, arena and flatbuffer bytes, next to the int8 MLP
 (per-step MLP + CRF, same convert/TFLM path) and the scikit-learn baselines (random forest / kNN / logistic
-regression on per-window features, :mod:`keras_tinyloc.baselines`; their sizes are estimates, not TFLM runs).
+regression on per-window features, :mod:`keras_tinyloc.experiments.baselines`; their sizes are estimates, not TFLM runs).
 
-Every row is one entry of :data:`VARIANTS` (family, H, L, training levers of :mod:`keras_tinyloc.sphere_models`,
+Every row is one entry of :data:`VARIANTS` (family, H, L, training levers of :mod:`keras_tinyloc.experiments.sphere_models`,
 KD teacher). Runs and their results are cached under ``--work`` (default ``runs/sphere_models``): a finished variant
 is not redone (``--redo NAME`` forces it). Writes ``docs/results/sphere.{md,json,png}``.
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from keras_tinyloc import sphere_models as sm  # noqa: E402
+from keras_tinyloc.experiments import sphere_models as sm  # noqa: E402
 
 OUT_MD = ROOT / "docs" / "results" / "sphere.md"
 OUT_JSON = ROOT / "docs" / "results" / "sphere.json"
@@ -191,8 +191,8 @@ def mamba_int8(work: Path, name: str, ds) -> dict:
 
 def run_variant(ds, v: Variant, work: Path, redo: bool, log) -> dict:
     """Train (or distil) one variant, convert it to int8, evaluate in TFLM; cached in ``work/<name>/row.json``."""
-    from keras_tinyloc.distill import DistillConfig, distill
-    from keras_tinyloc.train import TrainConfig, train
+    from keras_tinyloc.training.distill import DistillConfig, distill
+    from keras_tinyloc.training.train import TrainConfig, train
 
     cached = sm.load_json(work / v.name / "row.json")
     if cached is not None and not redo:
@@ -241,7 +241,7 @@ def run_classic(ds, work: Path, redo: bool, log) -> list[dict]:
     per-class report, plain and trained on the absent-AP/balanced training set."""
     from threadpoolctl import threadpool_limits
 
-    from keras_tinyloc import baselines
+    from keras_tinyloc.experiments import baselines
     from keras_tinyloc.paths import atomic_write_json
 
     cached = sm.load_json(work / "classic" / "rows.json")
@@ -318,7 +318,7 @@ def diagnostics(ds) -> dict:
 
 def per_sequence_f1(ds, pred_last: list[int], test_sequences) -> dict:
     """Macro-F1 / accuracy per test sequence (test windows are stored in sequence order)."""
-    from keras_tinyloc.metrics import window_metrics
+    from keras_tinyloc.training.metrics import window_metrics
 
     y = ds.y_test[:, -1]
     pred = np.asarray(pred_last)
@@ -335,8 +335,8 @@ def per_sequence_f1(ds, pred_last: list[int], test_sequences) -> dict:
 def predictions(ds, row: dict, work: Path, split: str) -> np.ndarray | None:
     """``(B,)`` decoded last-step labels of ``split`` (-1 = unlabelled): from the row, else re-run the cached int8
     model in TFLM (rows cached before the row kept them)."""
-    from keras_tinyloc import convert
-    from keras_tinyloc.train import load_run
+    from keras_tinyloc.deploy import convert
+    from keras_tinyloc.training.train import load_run
 
     if row.get(f"{split}_pred_last") is not None:
         return np.asarray(row[f"{split}_pred_last"])
@@ -359,7 +359,7 @@ def ds_for_row(ds, row: dict):
 def split_analysis(ds, pred_val, pred_test, diag) -> dict:
     """Validation F1 by sequence group (Lounge_AP heard: 00001-00005; absent as in every test sequence: 00006-00007)
     and test accuracy / F1 on windows without vs with a room change inside the window."""
-    from keras_tinyloc.metrics import window_metrics
+    from keras_tinyloc.training.metrics import window_metrics
 
     out = {}
     seqs = ds.meta.get("sequences", {})

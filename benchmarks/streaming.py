@@ -27,13 +27,16 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from keras_tinyloc.data import windows  # noqa: E402
+from keras_tinyloc.models import mamba_step as MS, online_crf as OC  # noqa: E402
+
 CONFIGS = {"house-a": ((8, 1), (4, 1), (16, 1), (32, 1))}
 DEFAULT_CONFIGS = ((8, 1), (4, 1))
 MLP_HIDDEN = 32
 
 
 def train_mamba(ds, house, hidden, layers, epochs, cache):
-    from keras_tinyloc.train import TrainConfig, load_run, train
+    from keras_tinyloc.training.train import TrainConfig, load_run, train
 
     run_dir = cache / house / f"mamba_h{hidden}l{layers}"
     if not (run_dir / "metrics.json").is_file():
@@ -44,20 +47,20 @@ def train_mamba(ds, house, hidden, layers, epochs, cache):
 
 
 def eval_mamba(ds, tagger, cfg, n_float=64):
-    from keras_tinyloc import streaming as S
-    from keras_tinyloc import tflite_inspect, tflm
-    from keras_tinyloc.metrics import window_metrics
+    from keras_tinyloc.deploy import streaming as S
+    from keras_tinyloc.deploy import tflite_inspect, tflm
+    from keras_tinyloc.training.metrics import window_metrics
     from keras_tinyloc.models.crf import viterbi_numpy
     from keras_tinyloc.models.mamba import calibrate_state_scales
-    from keras_tinyloc.quantize import dequantize
+    from keras_tinyloc.deploy.quantize import dequantize
 
     crf = [np.asarray(cfg["crf"][k]) for k in ("transitions", "start", "end")]
     em = tagger.emitter
     calibrate_state_scales(em, ds.x_train)
-    step = S.build_step_model(em)
+    step = MS.build_step_model(em)
     x_test = ds.x_test.astype(np.float32)
     e_win = np.asarray(em.predict(x_test, batch_size=1024, verbose=0), np.float32)
-    e_step, _ = S.run_float(step, x_test[:n_float])
+    e_step, _ = MS.run_float(step, x_test[:n_float])
     float_diff = float(np.abs(e_step - e_win[:n_float]).max())
     t0 = time.perf_counter()
     buf, io = S.convert_step_model(step, ds.x_train)
@@ -74,8 +77,8 @@ def eval_mamba(ds, tagger, cfg, n_float=64):
     lab = ds.y_test[:, -1] >= 0
     # the windowed model in full int8 (LiteRT: the reference int8 interpreter; TFLM matched it on 99.8-100 % of
     # house windows in docs/results/convert_targets.md), to tell the step model's own error from int8's
-    from keras_tinyloc import convert
-    from keras_tinyloc.quantize import quantize
+    from keras_tinyloc.deploy import convert
+    from keras_tinyloc.deploy.quantize import quantize
 
     wbuf = convert.convert_emitter(em, "int8", ds.x_train)
     winfo = tflite_inspect.inspect_tflite(wbuf)
@@ -91,13 +94,13 @@ def eval_mamba(ds, tagger, cfg, n_float=64):
     # TFLM == LiteRT on a subset (bit-exact int8 outputs)
     lite = S.Int8Stepper(buf, io, "litert").run_windows(x_test[:100])
     # online decoders on the int8 emissions: fixed-lag Viterbi lag 0 (== last-step Viterbi), forward filtering
-    ov = S.OnlineViterbi(*crf, lag=0)
+    ov = OC.OnlineViterbi(*crf, lag=0)
     p_lag0 = np.array([ov.run(e)[-1] for e in e_q])
-    ff = S.ForwardFilter(crf[0], crf[1])
+    ff = OC.ForwardFilter(crf[0], crf[1])
     p_ff = np.array([ff.run(e)[-1] for e in e_q])
     # fixed-lag D = 5 (1 s) on each window: label of step T-1-D vs the full-window Viterbi's at that step
     d = 5
-    ov5 = S.OnlineViterbi(*crf, lag=d)
+    ov5 = OC.OnlineViterbi(*crf, lag=d)
     p_lag5 = []
     for e in e_q:
         ov5.reset()
@@ -142,20 +145,19 @@ def eval_continuous(ds, stepper, crf, p_window_float, lag=5, step_float=None):
     resets (streams rebuilt from the overlapping windows); labels at every window's last step from fixed-lag Viterbi
     lag 0 and lag ``lag`` (printed ``lag`` steps later) and forward filtering, vs the true labels and vs the float
     windowed model's decoded labels."""
-    from keras_tinyloc import streaming as S
-    from keras_tinyloc.metrics import window_metrics
-    from keras_tinyloc.quantize import dequantize
+    from keras_tinyloc.training.metrics import window_metrics
+    from keras_tinyloc.deploy.quantize import dequantize
 
-    streams = S.contiguous_streams(ds.x_test.astype(np.float32), ds.y_test, hop=ds.x_test.shape[1] // 2)
+    streams = windows.contiguous_streams(ds.x_test.astype(np.float32), ds.y_test, hop=ds.x_test.shape[1] // 2)
     n = len(ds.x_test)
     preds = {k: np.full(n, -1, np.int64) for k in ("lag0", f"lag{lag}", "forward")}
     sq = stepper.emission_q()
     for st in streams:
         stepper.reset()
         e = dequantize(np.stack([stepper.step(v) for v in st["x"]]), *sq)
-        lab0 = S.OnlineViterbi(*crf, lag=0).run(e)
-        labd = S.OnlineViterbi(*crf, lag=lag).run(e)
-        labf = S.ForwardFilter(crf[0], crf[1]).run(e)
+        lab0 = OC.OnlineViterbi(*crf, lag=0).run(e)
+        labd = OC.OnlineViterbi(*crf, lag=lag).run(e)
+        labf = OC.ForwardFilter(crf[0], crf[1]).run(e)
         for key, lab in (("lag0", lab0), (f"lag{lag}", labd), ("forward", labf)):
             preds[key][st["windows"]] = lab[st["ends"]]
     if step_float is not None:  # the float step model on the same streams (zero-padded at the end: causal)
@@ -163,10 +165,10 @@ def eval_continuous(ds, stepper, crf, p_window_float, lag=5, step_float=None):
         xs = np.zeros((len(streams), longest, ds.x_test.shape[2]), np.float32)
         for i, st in enumerate(streams):
             xs[i, : len(st["x"])] = st["x"]
-        e_float, _ = S.run_float(step_float, xs)
+        e_float, _ = MS.run_float(step_float, xs)
         preds["float_lag0"] = np.full(n, -1, np.int64)
         for i, st in enumerate(streams):
-            lab = S.OnlineViterbi(*crf, lag=0).run(e_float[i, : len(st["x"])])
+            lab = OC.OnlineViterbi(*crf, lag=0).run(e_float[i, : len(st["x"])])
             preds["float_lag0"][st["windows"]] = lab[st["ends"]]
     # staggered resets: two state sets, each reset every T steps, offset by T/2; step t uses the set whose context
     # is T/2..T-1 steps long (at a window end: exactly the windowed model's context). Same interpreter, 2 invokes/step.
@@ -192,7 +194,7 @@ def eval_continuous(ds, stepper, crf, p_window_float, lag=5, step_float=None):
             pick = 0 if t < half or ctx[0] >= half else 1
             em.append(outs[pick])
         e = dequantize(np.stack(em), *sq)
-        lab = S.OnlineViterbi(*crf, lag=0).run(e)
+        lab = OC.OnlineViterbi(*crf, lag=0).run(e)
         preds["staggered_lag0"][st["windows"]] = lab[st["ends"]]
     y_last = ds.y_test[:, -1]
     out = {"streams": len(streams), "mean_stream_steps": float(np.mean([len(s["x"]) for s in streams])),
@@ -207,11 +209,11 @@ def eval_continuous(ds, stepper, crf, p_window_float, lag=5, step_float=None):
 def eval_mlp(ds, hidden, epochs, seed=0):
     import keras
 
-    from keras_tinyloc import convert, tflm
-    from keras_tinyloc.metrics import window_metrics
-    from keras_tinyloc.streaming import build_window_mlp
-    from keras_tinyloc.quantize import quantize
-    from keras_tinyloc import tflite_inspect
+    from keras_tinyloc.deploy import convert, tflm
+    from keras_tinyloc.training.metrics import window_metrics
+    from keras_tinyloc.models.mlp import build_window_mlp
+    from keras_tinyloc.deploy.quantize import quantize
+    from keras_tinyloc.deploy import tflite_inspect
 
     def last(x, y):
         keep = y[:, -1] >= 0
@@ -252,13 +254,13 @@ def eval_mlp(ds, hidden, epochs, seed=0):
 def ablation_folded(houses, cache) -> dict:
     """Plain vs folded step graph (``build_step_model(folded=...)``) for the cached H8L1 runs: nodes, arena, and
     agreement of the int8 step model (LiteRT) with the float windowed model's decoded last-step labels."""
-    from keras_tinyloc import streaming as S
-    from keras_tinyloc import tflite_inspect, tflm
-    from keras_tinyloc.convert import load_run_dataset
+    from keras_tinyloc.deploy import streaming as S
+    from keras_tinyloc.deploy import tflite_inspect, tflm
+    from keras_tinyloc.training.train import load_run_dataset
     from keras_tinyloc.models.crf import viterbi_numpy
     from keras_tinyloc.models.mamba import calibrate_state_scales
-    from keras_tinyloc.quantize import dequantize
-    from keras_tinyloc.train import load_run
+    from keras_tinyloc.deploy.quantize import dequantize
+    from keras_tinyloc.training.train import load_run
 
     out = {}
     for house in houses:
@@ -270,7 +272,7 @@ def ablation_folded(houses, cache) -> dict:
         x = ds.x_test.astype(np.float32)
         p_w = viterbi_numpy(np.asarray(em.predict(x, verbose=0)), *crf)[:, -1]
         for folded in (False, True):
-            buf, io = S.convert_step_model(S.build_step_model(em, folded=folded), ds.x_train)
+            buf, io = S.convert_step_model(MS.build_step_model(em, folded=folded), ds.x_train)
             arena = tflm.minimal_arena(buf)
             st = S.Int8Stepper(buf, io, "litert")
             p = viterbi_numpy(dequantize(st.run_windows(x), *st.emission_q()), *crf)[:, -1]
@@ -285,8 +287,8 @@ def ablation_folded(houses, cache) -> dict:
 def slow_decay(houses, cache, n_windows=500) -> dict:
     """Share of the float model's per-step decay factors P = a^n (test windows, H8L1) at or above 1 - 1/256 and
     1 - 1/128: decays slower than int8 can tell from 1 (state time constants beyond ~128-256 steps)."""
-    from keras_tinyloc.convert import load_run_dataset
-    from keras_tinyloc.train import load_run
+    from keras_tinyloc.training.train import load_run_dataset
+    from keras_tinyloc.training.train import load_run
 
     out = {}
     for house in houses:
@@ -302,7 +304,7 @@ def slow_decay(houses, cache, n_windows=500) -> dict:
 
 
 def _classes(arena, flash) -> str:
-    from keras_tinyloc import mcu
+    from keras_tinyloc.deploy import mcu
 
     got = [k for k, ok in mcu.ram_classes(arena, flash).items() if ok]
     return ", ".join(got) or "none"
@@ -324,23 +326,23 @@ def markdown(res: dict, argv: list[str]) -> str:
         "* **agree**: share of test windows whose decoded last-step label from the int8 step model (TFLM) equals the "
         "float windowed model's.",
         "* **int8 ranges**: the step model and the windowed model are converted with MSE-clipped activation ranges "
-        "(`convert`'s default, `keras_tinyloc/calibrate.py`). Against the converter's min-max ranges (the previous "
+        "(`convert`'s default, `keras_tinyloc/deploy/calibrate.py`). Against the converter's min-max ranges (the previous "
         "run of this benchmark, same trained models) the step-vs-float agreement moved by -0.5 … +1.1 points and "
         "reached 99 % in neither setting for H8L1: house-a 98.79 -> 98.31 %, house-b 96.94 -> 97.51 %, house-c "
         "97.39 -> 96.92 %, house-d 95.82 -> 96.88 % (H4L1: 97.51 -> 97.64, 99.00 -> 99.00, 98.98 -> 98.74, "
         "97.89 -> 98.20 %).",
-        "* **MLP**: per-window MLP (T*F -> H relu -> C, `streaming.build_window_mlp`), trained on the last-step label "
+        "* **MLP**: per-window MLP (T*F -> H relu -> C, `models.mlp.build_window_mlp`), trained on the last-step label "
         "(cross-entropy, early stopping on validation macro-F1), full int8 through TFLM.",
-        "* **classes**: the paper's RAM classes the int8 model fits (arena and flatbuffer, `keras_tinyloc.mcu`).",
+        "* **classes**: the paper's RAM classes the int8 model fits (arena and flatbuffer, `keras_tinyloc.deploy.mcu`).",
         "* **TFLM µs/step**: wall time per step of the host Python loop around the TFLM invoke (NumPy quantize / "
         "requantize included; 2 busy shared cores), not a device timing.", "",
         "Reproduce: `KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/streaming.py` (all four houses, ~15 min on "
         "2 shared cores; trained runs cached under `$KERAS_TINYLOC_CACHE/streaming`), "
         "`.venv/bin/python benchmarks/streaming.py --markdown-only` rewrites this file from the JSON; tests: "
-        "`.venv/bin/python -m pytest -q tests/test_streaming.py` (float step == window, fixed-lag Viterbi == prefix "
+        "`.venv/bin/python -m pytest -q tests/deploy/test_streaming.py` (float step == window, fixed-lag Viterbi == prefix "
         "Viterbi, forward filter == prefix marginals, int8 step model in TFLM, C++ decoder byte/label-exact on the "
         "host and on a Cortex-M4 under QEMU, step_settings.h wiring).",
-        "Device files: `keras_tinyloc.export_stream.export_step_model(out, tflite, io, step_model, ds, crf, arena, "
+        "Device files: `keras_tinyloc.deploy.export_stream.export_step_model(out, tflite, io, step_model, ds, crf, arena, "
         "lag=5)` writes model_data.cc/.h, model_settings.h (window 1, hop 1) and step_settings.h for the sketch "
         "`tflm_app/arduino/tflm_app_stream` (copy tinyloc_core.* and tinyloc_online.* next to it; build with "
         "`-DTINYLOC_STAGGER=20` for the staggered resets measured below).", "",
@@ -363,7 +365,7 @@ def markdown(res: dict, argv: list[str]) -> str:
                 f"{100 * r['f1_int8_step_tflm']:.2f} | {100 * r['f1_forward_filter_int8']:.2f} |")
     lines += ["", "## Unbroken streams (the sketch's streaming mode): no state reset between windows", "",
               "The int8 step model runs through TFLM over each test stream rebuilt from the overlapping windows "
-              "(`streaming.contiguous_streams`), states carried across window boundaries; labels read at each window's "
+              "(`data.windows.contiguous_streams`), states carried across window boundaries; labels read at each window's "
               "last step. lag 0 = fixed-lag Viterbi emitting the current step; lag 5 = the label of each step printed "
               "1 s later; forward = argmax of the filtering posterior.", "",
               "| house | model | streams (mean steps) | F1 windowed (reset per window) | F1 stream lag 0 | F1 stream lag 5 | "
@@ -486,15 +488,15 @@ def main(argv=None) -> int:
     from keras_tinyloc import paths
     from keras_tinyloc.data.registry import load_dataset
 
-    cache = paths.cache_dir() / "streaming"
+    cache = paths.user_cache_dir() / "streaming"
     out_json = Path(ns.out + ".json")
     res = json.loads(out_json.read_text()) if out_json.is_file() else {"houses": {}}
     if ns.slow_decay:
-        res["slow_decay"] = slow_decay(ns.houses, paths.cache_dir() / "streaming")
+        res["slow_decay"] = slow_decay(ns.houses, paths.user_cache_dir() / "streaming")
         paths.atomic_write_json(out_json, res)
         ns.markdown_only = True
     if ns.ablation_folded:
-        res["ablation_folded"] = ablation_folded(ns.houses, paths.cache_dir() / "streaming")
+        res["ablation_folded"] = ablation_folded(ns.houses, paths.user_cache_dir() / "streaming")
         paths.atomic_write_json(out_json, res)
         ns.markdown_only = True
     if ns.markdown_only:

@@ -39,7 +39,7 @@ def measure(dataset, family: str, hidden: int, layers: int, batch_size: int, jit
     import keras
 
     from keras_tinyloc.models import build_tagger
-    from keras_tinyloc.train import count_params, make_dataset
+    from keras_tinyloc.training.train import count_params, make_dataset
 
     tagger = build_tagger(family, dataset.input_shape, dataset.n_classes, hidden, layers, seed=seed)
     tagger.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=jit)

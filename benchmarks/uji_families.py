@@ -3,8 +3,8 @@
 Issue 3: "the best unconstrained float model of each family must at least match the random forest on both
 labelings" (RF on the real test set: zones macro-F1 0.779 / acc 0.852; building-floor 0.888 / 0.904). With the
 plain recipe MDCSA H16L1 reached 0.760 and Mamba H32L1 0.753 zones F1. This script retrains both families with the
-robust recipe of :mod:`keras_tinyloc.beyond` (found on MLPs): AP selection ``heard:0.01``, per-scan ±8 dB offset +
-AP drop-out 0.2 (:mod:`keras_tinyloc.augment`, a fresh draw every batch, via ``beyond.make_trainer``) and optionally
+robust recipe of :mod:`keras_tinyloc.experiments.beyond` (found on MLPs): AP selection ``heard:0.01``, per-scan ±8 dB offset +
+AP drop-out 0.2 (:mod:`keras_tinyloc.training.augment`, a fresh draw every batch, via ``beyond.make_trainer``) and optionally
 the "powed" input ``x**3`` (a ``Multiply`` in front of the family's emitter). Early stopping on the random-split
 validation F1 (``train.fit_tagger``); a second run of the same recipe with validation = held-out phones
 (``beyond.phone_holdout``) gives the recipe-selection score. Nothing is chosen on the test set.
@@ -86,11 +86,11 @@ def run_row(name: str, base, phones_base, out: Path, validation: str = "random",
             overwrite: bool = False) -> dict:
     import keras
 
-    from keras_tinyloc.augment import AugmentConfig, inverse_span
-    from keras_tinyloc.beyond import load_selected, make_trainer
+    from keras_tinyloc.training.augment import AugmentConfig, inverse_span
+    from keras_tinyloc.experiments.beyond import load_selected, make_trainer
     from keras_tinyloc.models import build_emitter
     from keras_tinyloc.models.tagger import CRFTagger
-    from keras_tinyloc.train import (TrainConfig, check_labels, count_params, evaluate, fit_tagger, run_config,
+    from keras_tinyloc.training.train import (TrainConfig, check_labels, count_params, evaluate, fit_tagger, run_config,
                                      write_run)
 
     family, hidden, layers, recipe, lr = ROWS[name][:5]
@@ -133,8 +133,8 @@ def run_row(name: str, base, phones_base, out: Path, validation: str = "random",
 
 def convert_row(name: str, base, out: Path, log=print) -> dict:
     """Full-int8 conversion of a row's run, measured through TFLM on the test set; adds ``test_f1_int8`` etc."""
-    from keras_tinyloc import convert
-    from keras_tinyloc.beyond import load_selected
+    from keras_tinyloc.deploy import convert
+    from keras_tinyloc.experiments.beyond import load_selected
 
     run_dir = out / name
     row = json.loads((run_dir / "row.json").read_text())
@@ -184,7 +184,7 @@ def report(rows: list[dict], path_md: Path, path_json: Path) -> None:
         f"Training: Adam, batch 128, up to {EPOCHS} epochs, patience {PATIENCE}, early stopping on the random-split "
         "validation F1, seed 0 unless the row name ends in -sN, one run per row, 2 shared CPU cores. Recipes: `plain` = all 520 APs, no augmentation "
         "(the issue-3 recipe); `aug` = APs heard in ≥ 1 % of training scans (273), per-scan ±8 dB offset + AP drop-out "
-        "0.2 (`keras_tinyloc.augment`, via `beyond.make_trainer`); `pow3-aug` = `aug` + powed input x³ in front of the "
+        "0.2 (`keras_tinyloc.training.augment`, via `beyond.make_trainer`); `pow3-aug` = `aug` + powed input x³ in front of the "
         "emitter (two `Multiply` layers); `pow3` = the same AP selection and powed input without augmentation. \"val F1 phones\" = the same recipe retrained with validation = held-out phones 1, 3, 6, 7 "
         "(`beyond.phone_holdout`), the selection score closer to the test set's new-phone shift.",
         "",
@@ -274,7 +274,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     out = ROOT / a.out
     if not a.report_only:
-        from keras_tinyloc.beyond import phone_holdout
+        from keras_tinyloc.experiments.beyond import phone_holdout
         from keras_tinyloc.data.registry import load_dataset
 
         base = load_dataset(DATASET)

@@ -12,13 +12,15 @@ import sys
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("keras_tinyloc.data.cli", "datasets: info, download (UJIIndoorLoc), simulate (houses)"),
-    "train": ("keras_tinyloc.train", "train an MDCSA or Mamba model with a CRF head"),
-    "distill": ("keras_tinyloc.distill", "knowledge distillation from a trained teacher run"),
-    "qat": ("keras_tinyloc.qat", "quantization-aware fine-tuning of a trained run (simulated int8)"),
-    "convert": ("keras_tinyloc.convert", "convert a run to .tflite (int8/dynamic/float), run it in TFLM, report"),
-    "export-sketch": ("keras_tinyloc.sketch", "copy the generated model files next to the Arduino/STM32 sketch"),
-    "replay": ("keras_tinyloc.replay", "replay a recorded session to a board over serial and compare rooms"),
-    "sweep": ("keras_tinyloc.sweep", "resumable experiment sweep that regenerates the paper's tables"),
+    "train": ("keras_tinyloc.training.train", "train an MDCSA or Mamba model with a CRF head"),
+    "distill": ("keras_tinyloc.training.distill", "knowledge distillation from a trained teacher run"),
+    "qat": ("keras_tinyloc.training.qat", "quantization-aware fine-tuning of a trained run (simulated int8)"),
+    "convert": ("keras_tinyloc.deploy.convert", "convert a run to .tflite (int8/dynamic/float), run it in TFLM, report"),
+    "export-sketch": ("keras_tinyloc.deploy.sketch", "copy the generated model files next to the Arduino/STM32 sketch"),
+    "replay": ("keras_tinyloc.deploy.replay", "replay a recorded session to a board over serial and compare rooms"),
+    "sweep": ("keras_tinyloc.experiments.sweep", "resumable experiment sweep that regenerates the paper's tables"),
+    "beyond": ("keras_tinyloc.experiments.beyond", "UJIIndoorLoc beyond the paper: int8 MLP rows (AP selection, "
+               "augmentation, distillation) through TFLM"),
     "demo": ("keras_tinyloc.demo", "the end-to-end demo: simulate, train, distill, convert, measure"),
 }
 

@@ -50,11 +50,11 @@ def _done(run_dir: Path, marker: str) -> bool:
 
 def run_demo(cfg: DemoConfig, log=print) -> dict:
     """Run the demo; return the summary dict (also written to ``out/summary.json``)."""
-    from keras_tinyloc.convert import ConvertConfig, convert_run
+    from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
     from keras_tinyloc.data.registry import load_dataset
-    from keras_tinyloc.distill import DistillConfig, distill
+    from keras_tinyloc.training.distill import DistillConfig, distill
     from keras_tinyloc.paths import atomic_write_json, atomic_write_text
-    from keras_tinyloc.train import TrainConfig, train
+    from keras_tinyloc.training.train import TrainConfig, train
 
     out = Path(cfg.out)
     if cfg.fresh and out.exists():
@@ -126,7 +126,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         })
     sketch_dir = out / "sketch"
     try:
-        from keras_tinyloc.sketch import export_sketch
+        from keras_tinyloc.deploy.sketch import export_sketch
 
         if sketch_dir.exists():
             shutil.rmtree(sketch_dir)

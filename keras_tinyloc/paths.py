@@ -1,7 +1,10 @@
 """Where data lives and how files are written so that a crash never leaves half a file.
 
 Data directory: ``--data-dir`` if given, else ``$KERAS_TINYLOC_DATA``, else ``data/raw/``.
-Cache directory (processed arrays, simulated houses): ``$KERAS_TINYLOC_CACHE``, else ``data/cache/``.
+Cache directory (processed arrays, simulated houses, built TFLM libraries): ``$KERAS_TINYLOC_CACHE``, else the
+platform's user cache folder (``platformdirs``: ``~/.cache/keras_tinyloc`` on Linux, honouring ``$XDG_CACHE_HOME``),
+never the current directory — so a fresh checkout reuses what an earlier one computed. Every entry is keyed by the
+content it was made from (file hashes, versions), so a stale entry is never read.
 """
 from __future__ import annotations
 
@@ -30,11 +33,14 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     return Path.cwd() / "data" / "raw"
 
 
-def cache_dir() -> Path:
-    """Resolve the cache directory ($KERAS_TINYLOC_CACHE > data/cache)."""
+def user_cache_dir() -> Path:
+    """Resolve the cache directory ($KERAS_TINYLOC_CACHE > the platform's user cache folder for keras_tinyloc)."""
     env = os.environ.get("KERAS_TINYLOC_CACHE")
-    path = Path(env) if env else Path.cwd() / "data" / "cache"
-    return path
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("keras_tinyloc", appauthor=False))
 
 
 def shared_data_dir() -> Path | None:

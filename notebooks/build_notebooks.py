@@ -99,7 +99,7 @@ NB["02_train"] = [
                       "macro-F1; metrics are on the decoded label of each window's last step."),
     new_code_cell(SETUP),
     new_code_cell('''from keras_tinyloc.data.registry import load_dataset
-from keras_tinyloc.train import TrainConfig, train
+from keras_tinyloc.training.train import TrainConfig, train
 ds = load_dataset("house-a", scale=0.2 if SMALL else 1.0)
 EPOCHS = 3 if SMALL else 150
 results = {}
@@ -111,7 +111,7 @@ for family, h, l in [("mamba", 8, 1), ("mdcsa", 16, 1)]:
     new_code_cell('''import pandas as pd
 pd.DataFrame(results).T[["params", "val_f1", "val_acc", "test_f1", "test_acc", "train_seconds", "epochs_run"]]'''),
     new_markdown_cell("## Decoding a test window with the CRF (Viterbi) and looking at the per-step marginals"),
-    new_code_cell('''from keras_tinyloc.train import load_run
+    new_code_cell('''from keras_tinyloc.training.train import load_run
 from keras_tinyloc.models.crf import viterbi_numpy, marginals_numpy
 tagger, config, metrics = load_run(f"{RUNS}/mamba_h8l1")
 em = np.asarray(tagger.emitter(ds.x_test[:1]))
@@ -131,8 +131,8 @@ NB["03_distill"] = [
                       "student's CRF marginals (a custom `train_step`)."),
     new_code_cell(SETUP),
     new_code_cell('''from keras_tinyloc.data.registry import load_dataset
-from keras_tinyloc.train import TrainConfig, train
-from keras_tinyloc.distill import DistillConfig, distill
+from keras_tinyloc.training.train import TrainConfig, train
+from keras_tinyloc.training.distill import DistillConfig, distill
 opts = {"scale": 0.2} if SMALL else {}
 ds = load_dataset("house-a", **opts)
 EPOCHS = 3 if SMALL else 150
@@ -158,8 +158,8 @@ NB["04_quantize_convert"] = [
                       "found by bisection in a child process, and judged against the paper's MCU table."),
     new_code_cell(SETUP),
     new_code_cell('''from keras_tinyloc.data.registry import load_dataset
-from keras_tinyloc.train import TrainConfig, train
-from keras_tinyloc.convert import ConvertConfig, convert_run
+from keras_tinyloc.training.train import TrainConfig, train
+from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
 opts = {"scale": 0.2} if SMALL else {}
 ds = load_dataset("house-a", **opts)
 run = f"{RUNS}/convert_mamba_h8l1"
@@ -183,8 +183,8 @@ fit'''),
                       "activation range to its MSE-optimal value by default (`--calibration mse`); the converter's "
                       "own min-max ranges are `--calibration minmax`. `qat` fine-tunes a run with simulated int8 "
                       "(straight-through gradients) and writes a new run to convert."),
-    new_code_cell('''from keras_tinyloc.convert import convert_model
-from keras_tinyloc.train import load_run
+    new_code_cell('''from keras_tinyloc.deploy.convert import convert_model
+from keras_tinyloc.training.train import load_run
 tagger, _, _ = load_run(run)
 ranges = {}
 for cal in ("minmax", "mse"):
@@ -192,7 +192,7 @@ for cal in ("minmax", "mse"):
     ranges[cal] = {"test F1 float": rep["test_f1_float"], "test F1 int8 (TFLM)": rep["test_f1_int8"],
                    "drop (points)": rep["f1_drop_points"], "clipped ranges": rep["calibration_clipped_tensors"]}
 pd.DataFrame(ranges).T'''),
-    new_code_cell('''from keras_tinyloc.qat import QATConfig, qat_finetune
+    new_code_cell('''from keras_tinyloc.training.qat import QATConfig, qat_finetune
 qat_run = f"{RUNS}/convert_mamba_h8l1_qat"
 qat_metrics = qat_finetune(QATConfig(run_dir=run, out=qat_run, epochs=2 if SMALL else 10, overwrite=True),
                            dataset=ds)

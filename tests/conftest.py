@@ -1,13 +1,11 @@
-"""Test-suite wide settings: TensorFlow backend, quiet logs, a repo-local cache for processed datasets."""
+"""Test-suite wide settings: TensorFlow backend, quiet logs. Processed datasets and built TFLM libraries are cached in
+the user cache folder (``paths.user_cache_dir``), outside the checkout, so a fresh clone in CI reuses them."""
 import os
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_TINYLOC_CACHE", str(ROOT / "data" / "cache"))
 
 
 def _raw_int8(model, x):
@@ -28,3 +26,15 @@ def _raw_int8(model, x):
 def raw_int8():
     """The unchecked tf.lite full-int8 converter (see ``_raw_int8``)."""
     return _raw_int8
+
+
+@pytest.fixture(scope="session")
+def calibrated_mamba():
+    """``(emitter, x)``: :func:`small_mamba` with its state scales calibrated on 64 :func:`mamba_windows`."""
+    from keras_tinyloc.models.mamba import calibrate_state_scales
+
+    from helpers import mamba_windows, small_mamba
+
+    em, x = small_mamba(), mamba_windows(64)
+    calibrate_state_scales(em, x)
+    return em, x

@@ -17,6 +17,16 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert paths.data_dir(None) == tmp_path / "data" / "raw"
 
 
+def test_user_cache_dir_is_outside_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_TINYLOC_CACHE", str(tmp_path / "c"))
+    assert paths.user_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("KERAS_TINYLOC_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    if os.name == "posix" and not os.uname().sysname == "Darwin":
+        assert paths.user_cache_dir() == tmp_path / "xdg" / "keras_tinyloc"
+
+
 def test_atomic_dir_is_complete_or_absent(tmp_path):
     final = tmp_path / "out"
     with pytest.raises(RuntimeError):

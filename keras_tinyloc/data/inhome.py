@@ -15,7 +15,7 @@ Sources, searched in this order under ``data_dir`` (``--data-dir`` > ``$KERAS_TI
    heard), last column the room label (1-based; 0 or empty = unlabelled). Class names come from
    ``metadata/room_names.dat`` beside them when present, else ``room 1 .. room C``.
 3. Otherwise a **simulated** house (:func:`keras_tinyloc.data.simulate.simulate_house`), generated
-   once into ``cache_dir()/sim/house_X_seed{seed}_scale{scale}_v{SIM_VERSION}`` and read as in 1
+   once into ``user_cache_dir()/sim/house_X_seed{seed}_scale{scale}_v{SIM_VERSION}`` and read as in 1
    (``meta["source"] == "simulated"``).
 
 Pre-processing is :mod:`keras_tinyloc.data.windows` (shared with SPHERE and the device): 5 Hz grid,
@@ -290,7 +290,7 @@ def simulated_house_dir(letter: str, seed: int = 0, scale: float = 1.0) -> Path:
     """The cached simulated copy of house ``letter`` (generated atomically on first use)."""
     from keras_tinyloc.data.simulate import SIM_VERSION, simulate_house
 
-    root = paths.cache_dir() / "sim" / f"house_{letter}_seed{int(seed)}_scale{float(scale):g}_v{SIM_VERSION}"
+    root = paths.user_cache_dir() / "sim" / f"house_{letter}_seed{int(seed)}_scale{float(scale):g}_v{SIM_VERSION}"
     house = root / f"house_{letter}"
     if not house.is_dir():
         try:
@@ -418,7 +418,7 @@ def load_house(letter: str, data_dir: str | os.PathLike | None = None, scale: fl
         kind, where = found
         source = "simulated" if (where / "simulation.json").exists() else "real"
     key = _cache_key(kind, where, letter)
-    cache = paths.cache_dir() / "inhome" / f"house_{letter}_{key}.npz"
+    cache = paths.user_cache_dir() / "inhome" / f"house_{letter}_{key}.npz"
     name = f"house-{letter.lower()}"
     if cache.is_file():
         try:

@@ -38,7 +38,7 @@ Processing:
    :func:`~windows.packets_to_grid`) and 0 g after that. ``fill_value`` concerns the RSSI features only, and the
    device pipeline (``tflm_app/core``) does not compute these features.
 
-The processed arrays are cached (``paths.cache_dir()/sphere-v{N}-{md5}.npz``, atomic), keyed by the md5 of every
+The processed arrays are cached (``paths.user_cache_dir()/sphere-v{N}-{md5}.npz``, atomic), keyed by the md5 of every
 file read.
 
 Shapes: ``x_*`` ``(B, 20, F)`` float32 in [0, 1] with F = 4 (7 with the accelerometer); ``y_*`` ``(B, 20)`` int32,
@@ -352,7 +352,7 @@ def load_sphere(
         h.update(f"{f.relative_to(public)}|".encode())
         h.update(_md5_file(f).encode())
     md5 = h.hexdigest()
-    cache = paths.cache_dir() / f"sphere-v{CACHE_VERSION}-{md5}.npz"
+    cache = paths.user_cache_dir() / f"sphere-v{CACHE_VERSION}-{md5}.npz"
     ds = _from_cache(cache)
     if ds is not None:
         return ds

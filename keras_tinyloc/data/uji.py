@@ -29,7 +29,7 @@ Processing (one row = one sample, no windowing, so ``T = 1``):
   is then labelled with the nearest centre of its own building-floor. The centres are saved as JSON in the cache
   (``uji-zones-K{K}-seed{seed}-{md5}.json``) and reused, so labels are reproducible.
 
-Cache (``paths.cache_dir()``, written atomically): the parsed tables (``uji-table-{md5}.npz``, shared by both
+Cache (``paths.user_cache_dir()``, written atomically): the parsed tables (``uji-table-{md5}.npz``, shared by both
 labelings) and the processed dataset (``uji-{labeling}-K{K}-seed{seed}-{md5}.npz``), keyed by the md5 of the source
 files. A second load only hashes the source and reads one npz.
 
@@ -262,7 +262,7 @@ def _parse_csv(name: str, raw: bytes, wap_cols: list[str] | None = None) -> dict
 
 def _load_tables(src: _Source, md5: str) -> dict[str, np.ndarray]:
     """Parsed training and test tables (keys prefixed ``train_`` / ``test_``), through the table cache."""
-    cache = paths.cache_dir() / f"uji-table-v{CACHE_VERSION}-{md5}.npz"
+    cache = paths.user_cache_dir() / f"uji-table-v{CACHE_VERSION}-{md5}.npz"
     if cache.is_file():
         try:
             with np.load(cache) as z:
@@ -413,7 +413,7 @@ def load_uji(
     k_tag = f"-K{n_zones}" if labeling == "zones" else ""
     name = "uji-zones" if labeling == "zones" else "uji"
     key = f"uji-v{CACHE_VERSION}-{labeling}{k_tag}-seed{seed}-{md5}"
-    cache = paths.cache_dir() / f"{key}.npz"
+    cache = paths.user_cache_dir() / f"{key}.npz"
     ds = _from_cache(cache, name)
     if ds is not None:
         return ds
@@ -465,7 +465,7 @@ def load_uji(
     else:
         coords_all = np.stack([t["train_lon"], t["train_lat"]], 1)
         coords_test = np.stack([t["test_lon"], t["test_lat"]], 1)
-        zpath = paths.cache_dir() / f"uji-zones-K{n_zones}-seed{seed}-{md5}.json"
+        zpath = paths.user_cache_dir() / f"uji-zones-K{n_zones}-seed{seed}-{md5}.json"
         centres = _read_zone_model(zpath, bf_names, n_zones)
         if centres is None:
             centres = fit_zones(bf_all[i_tr], coords_all[i_tr], bf_names, n_zones, seed)

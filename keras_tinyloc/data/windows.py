@@ -149,3 +149,41 @@ def labelled_windows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Keep windows whose last step is labelled and that have at least one labelled step."""
     keep = y[:, -1] >= 0
     return x[keep], y[keep]
+
+
+def contiguous_streams(x: np.ndarray, y: np.ndarray, hop: int = 10) -> list[dict]:
+    """Rebuild the unbroken step streams behind overlapping windows, for decoding without resets.
+
+    Windows ``x (B,T,F)``, ``y (B,T)`` cut with ``hop`` (``data/windows.py``: T = 20, hop 10, inside contiguous
+    blocks). Window i+1 continues window i when its first T - hop steps equal window i's last T - hop steps (features
+    and labels). Returns one dict per stream: ``x (L,F)``, ``y (L,)``, ``windows`` (indices into B) and ``ends``
+    (each window's last step as a position in the stream), with L = T + hop * (windows - 1).
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 3 or y.shape != x.shape[:2] or not 0 < hop <= x.shape[1]:
+        raise TinyLocError(f"windows {x.shape} / labels {y.shape} / hop {hop}: expected (B,T,F), (B,T), 0 < hop <= T")
+    steps = x.shape[1]
+    keep = steps - hop
+    out, cur = [], None
+    for i in range(len(x)):
+        if cur is not None and np.array_equal(x[i, :keep], cur["x"][-keep:]) and np.array_equal(y[i, :keep], cur["y"][-keep:]):
+            cur["x"] = np.concatenate([cur["x"], x[i, keep:]])
+            cur["y"] = np.concatenate([cur["y"], y[i, keep:]])
+            cur["windows"].append(i)
+            cur["ends"].append(len(cur["x"]) - 1)
+            continue
+        cur = {"x": x[i].copy(), "y": y[i].copy(), "windows": [i], "ends": [steps - 1]}
+        out.append(cur)
+    for c in out:
+        c["windows"], c["ends"] = np.array(c["windows"]), np.array(c["ends"])
+    return out
+
+
+def representative_sample(x_train: np.ndarray, n: int = 200, seed: int = 0) -> np.ndarray:
+    """Draw ``min(n, B)`` training windows without replacement: ``(B,T,F)`` -> ``(n,T,F)`` float32."""
+    x = np.asarray(x_train)
+    if x.ndim != 3 or len(x) == 0:
+        raise TinyLocError(f"representative data: expected a non-empty (B,T,F) array, got shape {x.shape}")
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))
+    return x[idx].astype(np.float32)

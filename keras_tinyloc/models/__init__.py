@@ -11,21 +11,6 @@ from keras_tinyloc.errors import TinyLocError, check_positive_ints
 FAMILIES = ("mdcsa", "mamba", "mlp")
 
 
-def build_mlp_emitter(input_shape, n_classes: int, hidden: int, layers: int):
-    """Per-step MLP baseline emitter: ``(B,T,F) -> [Dense(H)+ReLU] x L -> Dense(C) -> (B,T,C)``.
-
-    Each step is classified from its own F RSSI values; the CRF adds the temporal context.
-    """
-    import keras
-
-    inputs = keras.Input(shape=tuple(input_shape), name="rssi", dtype="float32")
-    h = inputs
-    for i in range(layers):
-        h = keras.layers.Dense(hidden, activation="relu", name=f"dense_{i}")(h)
-    emissions = keras.layers.Dense(n_classes, name="emissions")(h)
-    return keras.Model(inputs, emissions, name="mlp_emitter")
-
-
 def build_emitter(family: str, input_shape, n_classes: int, hidden: int, layers: int, **kw):
     """Build the emitter ``(B,T,F) -> (B,T,C)`` of a family (``mdcsa``, ``mamba``, ``mlp``)."""
     _check(family, input_shape, n_classes, hidden, layers)
@@ -39,6 +24,8 @@ def build_emitter(family: str, input_shape, n_classes: int, hidden: int, layers:
         return build_mamba_emitter(tuple(input_shape), n_classes, hidden, layers, **kw)
     if kw:
         raise TinyLocError(f"model 'mlp' takes no options, got {', '.join(sorted(kw))}")
+    from keras_tinyloc.models.mlp import build_mlp_emitter
+
     return build_mlp_emitter(tuple(input_shape), n_classes, hidden, layers)
 
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_tinyloc.qat import L2NORM_RANGE, LOGISTIC_RANGE, fq
+from keras_tinyloc.models.fake_quant import L2NORM_RANGE, LOGISTIC_RANGE, fq
 
 
 # ---------------------------------------------------------------------------------------------------------- MDCSA
@@ -121,7 +121,7 @@ def silu(x, qat_key: str | None = None):
     """SiLU (swish) written as ``x * sigmoid(x)`` so it converts to LOGISTIC + MUL (both int8 in TFLM).
 
     Shapes: any ``(...)`` -> the same. (Elfwing et al. 2018, eq. 2: ``silu(x) = x * sigma(x)``.)
-    ``qat_key``: name of its two int8 tensors under quantization-aware fine-tuning (:func:`keras_tinyloc.qat.fq`).
+    ``qat_key``: name of its two int8 tensors under quantization-aware fine-tuning (:func:`keras_tinyloc.training.qat.fq`).
     """
     if qat_key is None:
         return ops.multiply(x, ops.sigmoid(x))
@@ -145,7 +145,7 @@ class RMSNorm(keras.layers.Layer):
     Why: written as MEAN + RSQRT, the int8 RSQRT sees mean squares quantised with one per-tensor scale; a window
     with small activations rounds to ~0 and RSQRT returns ~1/sqrt(eps) (measured: the final norm of a trained
     H8L1 dropped House A validation F1 from 0.95 to 0.65). L2_NORMALIZATION normalises in int32 internally.
-    The converted graph has no SQUARE, SQRT, DIV or RSQRT (checked in tests/test_layers.py); TFLM's int8 kernel
+    The converted graph has no SQUARE, SQRT, DIV or RSQRT (checked in tests/models/test_layers.py); TFLM's int8 kernel
     ignores ``eps``, which matters only for vectors with ``mean x^2`` near ``eps``.
     """
 

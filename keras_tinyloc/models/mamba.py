@@ -41,7 +41,7 @@ from keras import ops
 
 from keras_tinyloc.errors import TinyLocError
 from keras_tinyloc.models.layers import RMSNorm, silu
-from keras_tinyloc.qat import LOGISTIC_RANGE, fq
+from keras_tinyloc.models.fake_quant import LOGISTIC_RANGE, fq
 
 
 @keras.saving.register_keras_serializable(package="keras_tinyloc")

@@ -33,7 +33,7 @@ Design decision for L1: the reference's fusion Conv1D(kernel 3, stride 3), appli
 into T // 3 (T = 20 -> 6 steps; T = 1 fails), which breaks the per-step CRF labels. Our L1 omits it (the
 parameter-free self-attention and the final LayerNorm stay), so L1 keeps T steps.
 
-Parameter counts (``emitter.count_params() + C^2 + 2C`` for the CRF), asserted in ``tests/test_mdcsa.py``:
+Parameter counts (``emitter.count_params() + C^2 + 2C`` for the CRF), asserted in ``tests/models/test_mdcsa.py``:
 
 =============================  ======  ========  ========================================================
 shape                          paper   ours      difference

@@ -1,4 +1,4 @@
-"""Writes ``harness_data.h`` for ``harness.cpp`` (used by tests/test_device.py and tests/test_cortex_m.py).
+"""Writes ``harness_data.h`` for ``harness.cpp`` (used by tests/deploy/test_device.py and tests/deploy/test_cortex_m.py).
 
 Loaded by path from the tests (``tflm_app`` is not a Python package).
 """
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_tinyloc import device
+from keras_tinyloc.deploy import device
 from keras_tinyloc.data import windows as W
 from keras_tinyloc.data.base import MinMaxScaling
-from keras_tinyloc.export_c import DeviceSettings, c_float, write_model_settings
-from keras_tinyloc.quantize import dequantize, quantize
+from keras_tinyloc.deploy.export_c import DeviceSettings, c_float, write_model_settings
+from keras_tinyloc.deploy.quantize import dequantize, quantize
 
 CORE = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "harness.cpp"

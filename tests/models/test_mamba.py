@@ -1,0 +1,213 @@
+"""Mamba emitter: the TFLM-form selective scan equals the textbook ZOH recurrence; model shape, causality,
+.keras round trip, T = 1; full-int8 conversion has only TFLM-runnable int8 ops and TFLM matches LiteRT."""
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_tinyloc.errors import TinyLocError
+from keras_tinyloc.models.mamba import (
+    NegInvSoftplusDt,
+    SelectiveScan,
+    build_mamba_emitter,
+    calibrate_state_scales,
+    set_scan_chunks,
+)
+
+# QUANTIZE is checked separately: int8 -> int8 requantisation (a same-scale PACK/CONCATENATION input) is allowed.
+FORBIDDEN_OPS = {"EXP", "LOG", "SQRT", "GELU", "NEG", "SQUARE", "WHILE", "DEQUANTIZE"}
+
+
+def scan_textbook(x, u, bm, cm, a_log, d):
+    """Gu & Dao 2023 Algorithm 2 in float64: delta = softplus(u), A = -exp(A_log), ZOH for A and B.
+
+    x, u (B,T,E); bm, cm (B,T,N); a_log (E,N); d (E,) -> y (B,T,E).
+    """
+    x, u, bm, cm = (np.asarray(v, np.float64) for v in (x, u, bm, cm))
+    delta = np.logaddexp(0.0, u)  # softplus
+    a = -np.exp(np.asarray(a_log, np.float64))  # (E,N)
+    h = np.zeros(x.shape[:1] + a.shape)
+    ys = []
+    for t in range(x.shape[1]):
+        da = np.exp(delta[:, t, :, None] * a)  # exp(delta A), (B,E,N)
+        db = (da - 1.0) / a * bm[:, t, None, :]  # ZOH: (delta A)^-1 (exp(delta A) - I) delta B, (B,E,N)
+        h = da * h + db * x[:, t, :, None]
+        ys.append((h * cm[:, t, None, :]).sum(-1) + d * x[:, t])
+    return np.stack(ys, axis=1)
+
+
+@pytest.mark.parametrize("t_len, chunks", [(1, 1), (9, 1), (1, 3), (9, 4)])
+def test_selective_scan_equals_textbook_zoh(t_len, chunks):
+    rng = np.random.default_rng(t_len)
+    b, e, n = 3, 5, 16
+    x = rng.normal(size=(b, t_len, e)).astype("float32")
+    u = rng.normal(-1.0, 3.0, size=(b, t_len, e)).astype("float32")  # delta from ~0.0003 to ~10
+    bm = rng.normal(size=(b, t_len, n)).astype("float32")
+    cm = rng.normal(size=(b, t_len, n)).astype("float32")
+    layer = SelectiveScan(scan_chunks=chunks)
+    layer.build((x.shape, x.shape, bm.shape, cm.shape))
+    d = rng.normal(size=e).astype("float32")
+    layer.D.assign(d)
+    a_log = np.asarray(layer.A_log)
+    np.testing.assert_allclose(a_log, np.log(np.tile(np.arange(1, n + 1), (e, 1))), rtol=1e-6)
+    y = np.asarray(layer((x, -u, bm, cm)))  # the layer takes v = -u
+    ref = scan_textbook(x, u, bm, cm, a_log, d)
+    np.testing.assert_allclose(y, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+    assert not layer.A_log.trainable and layer.D.trainable
+
+
+def test_state_scales_keep_float_output_and_bound_states():
+    rng = np.random.default_rng(5)
+    x, u = rng.normal(size=(2, 6, 4)), rng.normal(size=(2, 6, 4))
+    bm, cm = rng.normal(size=(2, 6, 16)) * np.linspace(0.1, 10, 16), rng.normal(size=(2, 6, 16))
+    inputs = tuple(np.float32(v) for v in (x, -u, bm, cm))
+    layer = SelectiveScan()
+    ref = np.asarray(layer(inputs))
+    g = np.abs(np.asarray(layer.states(inputs)))  # unscaled states, (B,T,E,N)
+    s_e, s_n = rng.uniform(0.01, 5, 4), rng.uniform(0.01, 5, 16)
+    layer.set_state_scales(s_e, s_n)
+    np.testing.assert_allclose(np.asarray(layer(inputs)), ref, rtol=1e-5, atol=1e-5)
+    assert layer.get_config()["state_scale_n"] == pytest.approx(list(s_n))
+    with pytest.raises(TinyLocError):
+        layer.set_state_scales(np.ones(3), np.ones(16))  # E = 4
+    with pytest.raises(TinyLocError):
+        layer.set_state_scales(np.ones(4), -np.ones(16))
+    # textbook check of the states: g = n h, an exponential moving average of B x, so |g| <= max |B x|
+    assert g.max() <= np.abs(x[..., None] * bm[:, :, None, :]).max() * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("d_state", [5, 8])
+def test_selective_scan_other_state_sizes(d_state):
+    rng = np.random.default_rng(d_state)
+    x, u = rng.normal(size=(2, 4, 3)), rng.normal(size=(2, 4, 3))
+    bm, cm = rng.normal(size=(2, 4, d_state)), rng.normal(size=(2, 4, d_state))
+    layer = SelectiveScan()
+    y = np.asarray(layer(tuple(np.float32(v) for v in (x, -u, bm, cm))))
+    ref = scan_textbook(x, u, bm, cm, np.asarray(layer.A_log), np.ones(3))
+    np.testing.assert_allclose(y, ref, rtol=2e-5, atol=1e-5)
+
+
+def test_dt_bias_init_gives_log_uniform_steps():
+    b = np.asarray(NegInvSoftplusDt(1e-3, 1e-1, seed=3)((4000,)))
+    delta = np.logaddexp(0.0, -b.astype(np.float64))  # delta = softplus(-bias) with weights 0
+    assert delta.min() >= 1e-3 * 0.999 and delta.max() <= 1e-1 * 1.001
+    assert abs(np.median(np.log(delta)) - math.log(1e-2)) < 0.15  # log-uniform: median at the geometric mean
+
+
+def test_emitter_shape_causality_and_round_trip(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_mamba_emitter((12, 6), n_classes=5, hidden=8, layers=2)
+    x = np.random.default_rng(0).random((3, 12, 6), dtype="float32")
+    y = np.asarray(model(x))
+    assert y.shape == (3, 12, 5) and np.isfinite(y).all()
+    x2 = x.copy()
+    x2[:, 7] += 0.5  # a change at step 7 must not reach steps 0..6 (causal conv + forward scan)
+    y2 = np.asarray(model(x2))
+    np.testing.assert_array_equal(y2[:, :7], y[:, :7])
+    assert np.abs(y2[:, 7:] - y[:, 7:]).max() > 1e-3
+    model.save(tmp_path / "mamba.keras")
+    loaded = keras.saving.load_model(tmp_path / "mamba.keras")
+    np.testing.assert_array_equal(np.asarray(loaded(x)), y)
+    assert loaded.get_layer("mamba_block_1").get_config()["dt_rank"] == 1
+
+
+def test_calibrate_state_scales_bounds_scaled_state(tmp_path):
+    keras.utils.set_random_seed(3)
+    model = build_mamba_emitter((10, 6), n_classes=3, hidden=8, layers=2)
+    x = np.random.default_rng(3).random((32, 10, 6), dtype="float32")
+    y = np.asarray(model(x))
+    report = calibrate_state_scales(model, x)
+    assert [r["block"] for r in report] == ["mamba_block_0", "mamba_block_1"]
+    assert all(r["spread_after"] < r["spread_before"] for r in report)
+    np.testing.assert_allclose(np.asarray(model(x)), y, rtol=1e-4, atol=1e-5)
+    block = model.get_layer("mamba_block_1")
+    h = model.get_layer("mamba_block_0")(model.get_layer("embedding")(x))
+    (xs, v, bm, cm), _ = block.scan_inputs(h)
+    s_e, s_n = np.array(block.scan.state_scale_e), np.array(block.scan.state_scale_n)
+    np.testing.assert_allclose(s_e, np.abs(np.asarray(xs)).max(axis=(0, 1)), rtol=1e-6)
+    np.testing.assert_allclose(s_n, np.abs(np.asarray(bm)).max(axis=(0, 1)), rtol=1e-6)
+    g = np.abs(np.asarray(block.scan.states((xs, v, bm, cm))))  # unscaled states (B,T,E,N)
+    assert (g / np.outer(s_e, s_n)).max() <= 1.0 + 1e-5  # EMA of (x/s_e)(B/s_n), both in [-1, 1]
+    model.save(tmp_path / "calibrated.keras")
+    loaded = keras.saving.load_model(tmp_path / "calibrated.keras")
+    assert loaded.get_layer("mamba_block_1").scan.state_scale_e == block.scan.state_scale_e
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    with pytest.raises(TinyLocError):
+        calibrate_state_scales(model, x[:, :5])
+    with pytest.raises(TinyLocError):
+        calibrate_state_scales(model, x, strength=2.0)
+    calibrate_state_scales(model, x, strength=0.5)  # square roots of the full scales
+    np.testing.assert_allclose(block.scan.state_scale_e, np.sqrt(s_e), rtol=1e-5)
+    set_scan_chunks(model, 3)  # float-exact too
+    assert model.get_layer("mamba_block_1").get_config()["scan_chunks"] == 3
+    np.testing.assert_allclose(np.asarray(model(x)), y, rtol=1e-4, atol=1e-5)
+
+
+def test_uji_shape_t1():
+    model = build_mamba_emitter((1, 520), n_classes=59, hidden=8, layers=1)
+    y = np.asarray(model(np.random.default_rng(1).random((4, 1, 520), dtype="float32")))
+    assert y.shape == (4, 1, 59) and np.isfinite(y).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"hidden": 0}, {"layers": -1}, {"n_classes": 2.5}, {"d_state": 0}, {"input_shape": (20,)}, {"scan_chunks": 0}],
+)
+def test_bad_sizes_raise(kwargs):
+    args = {"input_shape": (20, 8), "n_classes": 4, "hidden": 8, "layers": 1} | kwargs
+    with pytest.raises(TinyLocError):
+        build_mamba_emitter(**args)
+
+
+def _convert_int8(model, rep):
+    """The project's converter (fixed batch 1, full int8, retried on the quantizer's intermittent float island)."""
+    from keras_tinyloc.deploy.convert import convert_emitter
+
+    return convert_emitter(model, "int8", rep, n_calibration=len(rep))
+
+
+def test_int8_conversion_runs_in_tflm_and_matches_litert():
+    from ai_edge_litert import interpreter as litert
+    from tflite_micro.python.tflite_micro import runtime
+
+    keras.utils.set_random_seed(1)
+    model = build_mamba_emitter((20, 8), n_classes=4, hidden=8, layers=1)
+    rng = np.random.default_rng(1)
+    rep, x = rng.random((64, 20, 8), dtype="float32"), rng.random((8, 20, 8), dtype="float32")
+    calibrate_state_scales(model, rep)
+    buf = _convert_int8(model, rep)
+
+    ref = litert.Interpreter(
+        model_content=buf, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
+    details = ref._get_ops_details()
+    ops = {op["op_name"] for op in details}
+    assert not ops & FORBIDDEN_OPS, ops & FORBIDDEN_OPS
+    assert {"LOGISTIC", "BATCH_MATMUL", "UNPACK", "DEPTHWISE_CONV_2D"} <= ops
+    dtypes = {t["index"]: t["dtype"] for t in ref.get_tensor_details()}
+    assert set(dtypes.values()) <= {np.int8, np.int32}  # no float tensor anywhere, input and output included
+    requant = [op for op in details if op["op_name"] == "QUANTIZE"]
+    assert len(requant) <= 2 and all(dtypes[i] == np.int8 for op in requant for i in [*op["inputs"], *op["outputs"]])
+    assert len(details) < 100  # H8L1, T=20: 87 nodes (the unrolled recurrence is 2 ops per step)
+
+    ref.allocate_tensors()
+    i_det, o_det = ref.get_input_details()[0], ref.get_output_details()[0]
+    (si, zi), (so, zo) = i_det["quantization"], o_det["quantization"]
+    xq = np.clip(np.round(x / si) + zi, -128, 127).astype(np.int8)
+    micro = runtime.Interpreter.from_bytes(buf, arena_size=256 * 1024)
+    y_ref, y_micro = [], []
+    for q in xq:
+        ref.set_tensor(i_det["index"], q[None])
+        ref.invoke()
+        y_ref.append(ref.get_tensor(o_det["index"])[0].astype(int))
+        micro.set_input(q[None], 0)
+        micro.invoke()
+        y_micro.append(micro.get_output(0)[0].astype(int))
+    y_ref, y_micro = np.array(y_ref), np.array(y_micro)
+    assert np.abs(y_micro - y_ref).max() <= 2  # TFLM and LiteRT kernels round a few ops differently
+    assert np.mean(y_micro == y_ref) > 0.9
+
+    y_float = np.asarray(model(x))
+    err = np.abs((y_ref - zo) * so - y_float)
+    assert err.mean() < 0.05 * y_float.std()  # int8 keeps the emissions close to the float model's
