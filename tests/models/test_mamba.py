@@ -57,6 +57,44 @@ def test_selective_scan_equals_textbook_zoh(t_len, chunks):
     assert not layer.A_log.trainable and layer.D.trainable
 
 
+def scan_reference_euler(x, u, bm, cm, a_log, d):
+    """mamba-minimal's ``selective_scan`` / mamba's ``selective_scan_ref`` in float64: ZOH for A, **Euler** for B:
+    ``h_t = exp(delta A) h_{t-1} + delta B_t x_t``. Shapes as :func:`scan_textbook`."""
+    x, u, bm, cm = (np.asarray(v, np.float64) for v in (x, u, bm, cm))
+    delta = np.logaddexp(0.0, u)
+    a = -np.exp(np.asarray(a_log, np.float64))
+    h = np.zeros(x.shape[:1] + a.shape)
+    ys = []
+    for t in range(x.shape[1]):
+        h = np.exp(delta[:, t, :, None] * a) * h + (delta[:, t, :, None] * bm[:, t, None, :]) * x[:, t, :, None]
+        ys.append((h * cm[:, t, None, :]).sum(-1) + d * x[:, t])
+    return np.stack(ys, axis=1)
+
+
+def test_the_scan_is_not_the_reference_euler_scan_and_never_reads_a_log():
+    """What the module docstring says deviates from mamba-minimal, checked: (1) the input term is the ZOH
+    (1 - a^n)/n B x, not Euler's delta B x — the two agree for small n delta only; (2) A is frozen at -n: A_log is
+    not read by the graph (changing it changes nothing), so a checkpoint's learned A cannot be loaded."""
+    rng = np.random.default_rng(0)
+    b, t_len, e, n = 2, 8, 4, 16
+    x = rng.normal(size=(b, t_len, e)).astype("float32")
+    bm = rng.normal(size=(b, t_len, n)).astype("float32")
+    cm = rng.normal(size=(b, t_len, n)).astype("float32")
+    layer = SelectiveScan()
+    layer.build((x.shape, x.shape, bm.shape, cm.shape))
+    a_log, d = np.asarray(layer.A_log), np.ones(e)
+    u_big = rng.normal(0.0, 1.0, size=(b, t_len, e)).astype("float32")  # delta ~ 0.3 .. 2: n delta >> 1
+    y = np.asarray(layer((x, -u_big, bm, cm)))
+    euler = scan_reference_euler(x, u_big, bm, cm, a_log, d)
+    assert np.abs(y - euler).max() > 0.2 * np.abs(euler).max()
+    u_small = np.full((b, t_len, e), -9.0, "float32")  # delta ~ 1.2e-4: n delta << 1, the two terms agree
+    y_small = np.asarray(layer((x, -u_small, bm, cm)))
+    euler_small = scan_reference_euler(x, u_small, bm, cm, a_log, d)
+    np.testing.assert_allclose(y_small, euler_small, rtol=0, atol=1e-3 * np.abs(euler_small).max())
+    layer.A_log.assign(rng.normal(size=(e, n)).astype("float32"))  # a learned A would be ignored
+    np.testing.assert_array_equal(np.asarray(layer((x, -u_big, bm, cm))), y)
+
+
 def test_state_scales_keep_float_output_and_bound_states():
     rng = np.random.default_rng(5)
     x, u = rng.normal(size=(2, 6, 4)), rng.normal(size=(2, 6, 4))
