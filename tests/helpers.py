@@ -62,3 +62,34 @@ def synth_dataset(T=4, F=5, C=3, n=60, seed=0, name="synth"):
         y_val=splits["val"][1], x_test=splits["test"][0], y_test=splits["test"][1],
         class_names=[f"c{i}" for i in range(C)], feature_names=[f"ap{i}" for i in range(F)],
         scaling=MinMaxScaling(np.zeros(F, np.float32), np.ones(F, np.float32)))
+
+
+def sphere_like_dataset():
+    """A hand-made 2-room, 2-AP dataset of 2-step windows laid out like ``sphere`` (dBm -120..-40 scaled to [0, 1],
+    -120 = not heard = 0.0; ``meta["sequences"]`` with validation sequences 00005 (Lounge_AP heard) and 00006
+    (absent) and test sequences 00008 (3 windows) and 00009 (1 window)). Values are exact in float32.
+
+    train last steps (dBm): a: (-80, -120); b: (-100, -70), (-120, -90); one window with an unlabelled last step.
+    val last labels [0, 1, 1, 0]; test y [[0,0],[0,1],[1,1],[1,1]] (window 1 has a room change).
+    """
+    lo, hi = -120.0, -40.0
+
+    def scaled(dbm):
+        return ((np.asarray(dbm, np.float32) - lo) / (hi - lo)).astype(np.float32)
+
+    x_train = scaled([[[-60, -120], [-80, -120]], [[-120, -120], [-100, -70]],
+                      [[-120, -50], [-120, -90]], [[-70, -120], [-120, -120]]])
+    y_train = np.array([[0, 0], [1, 1], [0, 1], [1, -1]], np.int32)
+    x_val = scaled([[[-60, -120], [-60, -120]], [[-120, -60], [-120, -60]],
+                    [[-120, -60], [-120, -60]], [[-60, -120], [-60, -120]]])
+    y_val = np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)
+    x_test = scaled([[[-60, -120], [-60, -120]], [[-60, -120], [-120, -60]],
+                     [[-120, -60], [-120, -60]], [[-120, -60], [-100, -60]]])
+    y_test = np.array([[0, 0], [0, 1], [1, 1], [1, 1]], np.int32)
+    meta = {"sequences": {
+        "00005": {"windows": {"train": 2, "val": 2}, "aps_heard": ["ap0", "ap1"]},
+        "00006": {"windows": {"train": 2, "val": 2}, "aps_heard": ["ap1"]},
+        "00008": {"windows": {"test": 3}, "aps_heard": ["ap0", "ap1"]},
+        "00009": {"windows": {"test": 1}, "aps_heard": ["ap1"]}}}
+    return WindowDataset("sphere-like", x_train, y_train, x_val, y_val, x_test, y_test, ["a", "b"], ["ap0", "ap1"],
+                         MinMaxScaling(np.full(2, lo, np.float32), np.full(2, hi, np.float32)), meta=meta)

@@ -1,6 +1,7 @@
 """Sequence models vs per-window baselines on real BLE (``sphere``): training levers, int8/TFLM evaluation, selection.
 
-Used by ``benchmarks/sphere_models.py`` (issue 8, "Results"); everything here is generic over a
+Used by :mod:`keras_tinyloc.experiments.sphere_variants` (the catalogue of ``benchmarks/sphere_models.py``, issue 8,
+"Results"); everything here is generic over a
 :class:`~keras_tinyloc.data.base.WindowDataset` with ``x_*`` ``(B,T,F)`` in [0, 1] and ``y_*`` ``(B,T)`` (``-1`` =
 unlabelled step).
 
@@ -193,7 +194,10 @@ def per_class_report(y: np.ndarray, pred: np.ndarray, class_names: Sequence[str]
 
 
 # ------------------------------------------------------------------------------------------------ int8 in TFLM
-def _tflm_emissions(buf: bytes, rep: dict, x: np.ndarray) -> np.ndarray:
+def tflm_emissions(buf: bytes, rep: dict, x: np.ndarray) -> np.ndarray:
+    """``(B,T,C)`` float32 emissions of a full-int8 flatbuffer run in the TFLM interpreter on ``x`` ``(B,T,F)``:
+    ``x`` quantized with the input's scale / zero point of ``rep`` (a convert report), outputs dequantized with the
+    output's; ``rep["arena_bytes"]`` is the arena."""
     from keras_tinyloc.deploy import tflm
     from keras_tinyloc.deploy.quantize import dequantize, quantize
 
@@ -235,8 +239,8 @@ def evaluate_int8(run_dir: str | Path, ds: WindowDataset, out: str | Path | None
     crf = tagger.crf_weights()
     buf, rep = convert.convert_model(emitter, crf, ds, "int8", n_calibration=n_calibration, seed=0,
                                      name=Path(run_dir).name)
-    em_val = _tflm_emissions(buf, rep, ds.x_val)
-    em_test = _tflm_emissions(buf, rep, ds.x_test)
+    em_val = tflm_emissions(buf, rep, ds.x_val)
+    em_test = tflm_emissions(buf, rep, ds.x_test)
     m_val, p_val = convert.decode_metrics(em_val, ds.y_val, crf)
     m_test, p_test = convert.decode_metrics(em_test, ds.y_test, crf)
     if abs(m_test["f1"] - rep["test_f1_int8"]) > 1e-9:  # the same interpreter, the same windows: must agree
