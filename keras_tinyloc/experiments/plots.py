@@ -5,7 +5,9 @@
   with the 32 KiB and 64 KiB lines (and the class MCUs' flash limits on the flatbuffer plot), and the paper's
   points (hollow, at the paper's size = weights only: not an arena, so they sit where the paper put them).
 * ``mcu_fit.png``: per dataset (one panel), per MCU of the paper's Table 1 and per family, the test macro-F1 of the
-  family's best model (selected by validation F1) whose arena fits the MCU's RAM and whose flatbuffer its flash.
+  family's best model (selected by validation F1) that fits the MCU (:func:`keras_tinyloc.deploy.mcu.fit`: RAM, flash,
+  and, for the TFLM families, a core that runs TFLM) — on the row's device figures (whole firmware, emulated Cortex-M4) when it has them,
+  else on its host arena and flatbuffer (:func:`keras_tinyloc.experiments.results.row_need`); the title says which.
 
 The numbers drawn come from :func:`f1_size_points` and :func:`mcu_fit_table` (pure functions, tested).
 """
@@ -16,11 +18,13 @@ import os
 from pathlib import Path
 
 from keras_tinyloc.deploy import mcu
+from keras_tinyloc.experiments.results import row_need
 from keras_tinyloc.paths import atomic_write_bytes
 
 KIB = 1024
 FAMILY_COLORS = {"mdcsa": "tab:blue", "mamba": "tab:orange", "mlp": "tab:green", "knn": "tab:gray",
                  "rf": "tab:brown", "lr": "tab:purple"}
+NON_TFLM_FAMILIES = ("knn", "rf", "lr")  # scikit-learn baselines: their own code, no TFLM (any core)
 TECHNIQUE_MARKERS = {"baseline": "o", "static_int8": "s", "dynamic": "^", "kd": "D", "kd_static_int8": "P",
                      "int8": "x"}
 
@@ -52,8 +56,8 @@ def mcu_fit_table(rows: list[dict]) -> dict[str, dict[str, dict[str, dict | None
             for m in mcu.MCUS:
                 fits = [r for r in rows if r["dataset"] == ds and r["family"] == fam
                         and r.get("status", "ok") == "ok" and r.get("val_f1") is not None
-                        and r.get("arena_bytes") is not None and r.get("flatbuffer_bytes") is not None
-                        and mcu.fit(int(r["arena_bytes"]), int(r["flatbuffer_bytes"]))[m.name]["fits"]]
+                        and None not in row_need(r)[:2]
+                        and mcu.fit(*row_need(r)[:2], needs_tflm=fam not in NON_TFLM_FAMILIES)[m.name]["fits"]]
                 table[ds][fam][m.name] = max(fits, key=lambda r: (r["val_f1"], -(r.get("params") or 0))) \
                     if fits else None
     return table
@@ -132,10 +136,16 @@ def plot_mcu_fit(rows: list[dict], path: str | os.PathLike) -> Path:
                 if table[ds][fam][n] is None:
                     ax.text(x, 1, "none", rotation=90, ha="center", va="bottom", fontsize=5)
         ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2,
-                      [f"{m.name}\n{m.ram_kb}/{m.flash_kb} KB" for m in mcu.MCUS], fontsize=7)
+                      [f"{m.name}\n{m.ram_kb}/{m.flash_kb} KB" + ("" if m.runs_tflm else "\nno TFLM") for m in mcu.MCUS],
+                      fontsize=7)
         ax.set_ylim(0, 100)
         ax.set_ylabel("test macro-F1 (%)", fontsize=8)
-        ax.set_title(f"{ds}: best model per family (by validation F1) within each MCU's RAM and flash", fontsize=9)
+        bases = sorted({row_need(r)[2] for r in rows if r.get("dataset") == ds})
+        on = {("device",): "device figures (whole firmware, emulated Cortex-M4)",
+              ("host",): "host figures (arena + flatbuffer: a lower bound)"}.get(tuple(bases),
+                                                                             "device figures where measured, else host")
+        ax.set_title(f"{ds}: best model per family (by validation F1) that fits each MCU (RAM, flash, runs TFLM) "
+                     f"on {on}", fontsize=8)
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     try:

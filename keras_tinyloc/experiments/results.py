@@ -5,9 +5,11 @@ are fractions (0..1) in rows and CSV, percentages in ``tables.md`` (the paper's 
 
 ``tables.md`` follows the paper's Tables 4-8: per dataset and RAM class, the best configuration of each family
 *that fits the class* (selected by **validation** macro-F1, never test), shown with all its techniques, and the
-paper's row for the same family / class / technique in adjacent columns. A row fits a class when its TFLM arena
-and its flatbuffer (for the scikit-learn baselines: their deployable model bytes) fit the class's MCU
-(:data:`keras_tinyloc.deploy.mcu.RAM_CLASSES`).
+paper's row for the same family / class / technique in adjacent columns. A row fits a class when its memory need
+fits the class's MCU (:data:`keras_tinyloc.deploy.mcu.RAM_CLASSES`): the **device** figures when the row has them
+(``device_ram_bytes`` / ``device_flash_bytes``: the whole firmware's RAM and flash, measured on the emulated
+Cortex-M4 by :mod:`keras_tinyloc.deploy.m4`), else the **host** figures (TFLM arena from the 64-bit host, flatbuffer;
+for the scikit-learn baselines their deployable model bytes) — a lower bound of the need (:func:`row_need`).
 
 The paper's figures come from ``paper_tables.csv``; :func:`load_paper_tables` drops rows that are copies of
 another dataset's rows (the shared CSV labels House B's and House D's tables a second time as House A and
@@ -31,10 +33,11 @@ ROW_FIELDS: tuple[str, ...] = (
     "dataset", "family", "config", "hidden", "layers", "technique", "features",
     "val_f1", "val_acc", "test_f1", "test_acc",
     "params", "flatbuffer_bytes", "arena_bytes", "arena_source", "size_kb",
-    "seconds", "status", "error", "teacher", "run_dir",
+    "seconds", "status", "error", "teacher", "run_dir", "device_ram_bytes", "device_flash_bytes",
 )
 NUMERIC_FIELDS = ("hidden", "layers", "val_f1", "val_acc", "test_f1", "test_acc", "params",
-                  "flatbuffer_bytes", "arena_bytes", "size_kb", "seconds")
+                  "flatbuffer_bytes", "arena_bytes", "size_kb", "seconds", "device_ram_bytes", "device_flash_bytes")
+INT_FIELDS = ("hidden", "layers", "params", "flatbuffer_bytes", "arena_bytes", "device_ram_bytes", "device_flash_bytes")
 TECHNIQUES: tuple[str, ...] = ("baseline", "static_int8", "dynamic", "kd", "kd_static_int8")
 # The order families appear in the tables: the paper's two, then the baselines.
 FAMILY_ORDER: tuple[str, ...] = ("mdcsa", "mamba", "mlp", "knn", "rf", "lr")
@@ -66,18 +69,28 @@ def normalize_row(row: dict) -> dict:
                 num = float(val)
             except (TypeError, ValueError):
                 raise TinyLocError(f"result row {row.get('run_dir') or row}: {key}={val!r} is not a number") from None
-            val = int(num) if key in ("hidden", "layers", "params", "flatbuffer_bytes", "arena_bytes") else num
+            val = int(num) if key in INT_FIELDS else num
         out[key] = val
     if out["status"] is None:
         out["status"] = "ok"
     return out
 
 
+def row_need(row: dict) -> tuple[int | None, int | None, str]:
+    """``(ram, flash, basis)`` a row needs: ``device`` figures (whole firmware, emulated Cortex-M4) when it has both,
+    else ``host`` figures (arena, flatbuffer)."""
+    if row.get("device_ram_bytes") is not None and row.get("device_flash_bytes") is not None:
+        return int(row["device_ram_bytes"]), int(row["device_flash_bytes"]), "device"
+    ram, flash = row.get("arena_bytes"), row.get("flatbuffer_bytes")
+    return (None if ram is None else int(ram)), (None if flash is None else int(flash)), "host"
+
+
 def fits_class(row: dict, ram_class: str) -> bool:
-    """Whether a finished row's arena and flatbuffer fit the MCU that defines ``ram_class``."""
-    if row.get("status") != "ok" or row.get("arena_bytes") is None or row.get("flatbuffer_bytes") is None:
+    """Whether a finished row's memory need (:func:`row_need`) fits the MCU that defines ``ram_class``."""
+    ram, flash, _ = row_need(row)
+    if row.get("status") != "ok" or ram is None or flash is None:
         return False
-    return bool(mcu.ram_classes(int(row["arena_bytes"]), int(row["flatbuffer_bytes"]))[ram_class])
+    return bool(mcu.ram_classes(ram, flash)[ram_class])
 
 
 def rows_to_csv(rows: Iterable[dict]) -> str:
@@ -259,20 +272,24 @@ def render_tables(rows: list[dict], paper: list[dict] | None = None, notes: Iter
     rows = sort_rows(rows)
     paper = paper or []
     out = ["# Results: best model of each family per RAM class", "",
-           "Selection: the configuration with the highest **validation** macro-F1 among those whose TFLM arena and "
-           "flatbuffer fit the class's MCU; all its techniques are listed, the selected one in bold. Test figures "
+           "Selection: the configuration with the highest **validation** macro-F1 among those whose memory need "
+           "fits the class's MCU; all its techniques are listed, the selected one in bold. Test figures "
            "are reported, never used to select. F1 and accuracy in %. Arena: measured in the host TFLM interpreter "
            "(an upper bound for a Cortex-M build); for kNN / RF / LR the deployable model bytes and an estimated "
            "working RAM (`arena source` = estimate). `size KB (paper-style)` = weights only, as the paper counts "
-           "(4 bytes/param float, 1 byte/param int8); the paper's size column uses that convention too.", ""]
+           "(4 bytes/param float, 1 byte/param int8); the paper's size column uses that convention too. "
+           "`fit on`: `device` = the whole firmware's RAM and flash measured on the emulated Cortex-M4 (TFLM + model "
+           "+ app + libc; arena + static data + stack), `host` = arena and flatbuffer only, a lower bound of the "
+           "need.", ""]
     datasets = sorted({r["dataset"] for r in rows})
     for ds in datasets:
         out += [f"## {ds}", ""]
         for cls in TABLE_CLASSES:
             m = mcu.get_mcu(mcu.RAM_CLASSES[cls])
-            out += [f"### {cls} class ({m.name}: arena ≤ {m.ram_kb} KiB, flatbuffer ≤ {m.flash_kb} KiB)", ""]
+            out += [f"### {cls} class ({m.name}: RAM ≤ {m.ram_kb} KiB, flash ≤ {m.flash_kb} KiB)", ""]
             header = ["family", "config", "technique", "val F1", "test F1", "test acc", "params", "arena KiB",
-                      "arena source", "flatbuffer KiB", "size KB (paper-style)", "fits"]
+                      "arena source", "flatbuffer KiB", "size KB (paper-style)", "device RAM KiB",
+                      "device flash KiB", "fit on", "fits"]
             has_paper = bool(PAPER_GROUPS.get(cls)) and any(p["dataset"] == ds for p in paper)
             if has_paper:
                 header += ["paper config", "paper F1", "paper acc", "paper size KB"]
@@ -281,7 +298,7 @@ def render_tables(rows: list[dict], paper: list[dict] | None = None, notes: Iter
             for line in class_table(rows, paper, ds, cls):
                 r, p = line["row"], line["paper"]
                 if r is None:
-                    cells = [line["family"], "none fits", "", "", "", "", "", "", "", "", "", ""]
+                    cells = [line["family"], "none fits"] + [""] * (len(header) - 2 - (4 if has_paper else 0))
                 else:
                     tech = r["technique"] + (f" ({r['features']})" if r["features"] else "")
                     if line["selected"] and line["fits"]:
@@ -290,6 +307,7 @@ def render_tables(rows: list[dict], paper: list[dict] | None = None, notes: Iter
                              _pct(r["test_acc"]), "" if r["params"] is None else str(r["params"]),
                              _kib(r["arena_bytes"]), r["arena_source"] or "", _kib(r["flatbuffer_bytes"]),
                              "" if r["size_kb"] is None else f"{r['size_kb']:.1f}",
+                             _kib(r["device_ram_bytes"]), _kib(r["device_flash_bytes"]), row_need(r)[2],
                              "yes" if line["fits"] else ("failed" if r["status"] != "ok" else "no")]
                 if has_paper:
                     cells += ([p["config"], f"{p['macro_f1']:.2f}", f"{p['accuracy']:.2f}",

@@ -41,7 +41,14 @@ def test_mcu_fit_table_best_by_validation():
     assert t["house-a"]["knn"]["RL78/G13"]["config"] == "k=3"
     # Mamba: H4L1 (best val F1) has no TFLM arena, so H8L1 (10 KiB / 12 KiB) is the best that fits from CC2650 up
     assert t["house-a"]["mamba"]["CC2650"]["config"] == "H8L1" and t["house-a"]["mamba"]["MSP430FR5969"] is None
+    # ... but never on the RL78/G13 (32 KiB RAM, 512 KiB flash): its 16-bit core does not run TFLM; the kNN does
+    assert t["house-a"]["mamba"]["RL78/G13"] is None
     assert t["house-a"]["mdcsa"]["RL78/G13"] is None and t["house-a"]["mdcsa"]["ADuCM3029"]["config"] == "H16L1"
+    # device figures, when a row has them, decide: this firmware needs 140 KiB of flash, over CC2650's 128 KiB
+    dev = rows() + [{**rows()[0], "config": "H8L1dev", "val_f1": 0.71, "device_ram_bytes": 15 * KIB,
+                     "device_flash_bytes": 140 * KIB}]
+    td = plots.mcu_fit_table(dev)["house-a"]["mamba"]
+    assert td["CC2650"]["config"] == "H8L1" and td["STM32L4"]["config"] == "H8L1dev"
     assert t["uji"]["mlp"]["CC2650"]["config"] == "H16L1" and t["uji"]["mlp"]["MSP430FR5969"] is None
 
 

@@ -38,6 +38,21 @@ def test_fits_class_uses_mcu_ram_and_flash():
     assert not R.fits_class({**r, "status": "failed"}, "32 KB")
 
 
+def test_device_figures_decide_the_fit_when_present():
+    """Host arena 20 KiB and flatbuffer 24 KiB fit the 20 KB class; the measured firmware (31 KiB RAM, 140 KiB flash)
+    fits no class's flash but RL78/G13's 512 KiB, and RAM only from 32 KiB: the device figures decide."""
+    r = row("mamba", "H8L1", "static_int8", 0.7, 0.7, 20 * KIB, 24 * KIB)
+    assert R.row_need(r) == (20 * KIB, 24 * KIB, "host") and R.fits_class(r, "20 KB")
+    d = {**r, "device_ram_bytes": 31 * KIB, "device_flash_bytes": 140 * KIB}
+    assert R.row_need(d) == (31 * KIB, 140 * KIB, "device")
+    assert [R.fits_class(d, c) for c in ("20 KB", "32 KB", "64 KB")] == [False, True, False]
+    back = R.normalize_row({k: str(v) for k, v in d.items()})  # CSV strings come back as ints
+    assert back["device_ram_bytes"] == 31 * KIB and isinstance(back["device_flash_bytes"], int)
+    md = R.render_tables([d])
+    line = next(ln for ln in md.splitlines() if ln.startswith("| mamba | H8L1 "))
+    assert "| 31.0 | 140.0 | device | yes |" in line
+
+
 def test_best_config_selects_on_validation_not_test():
     rows = [R.normalize_row(r) for r in synthetic_rows()]
     best64 = R.best_config(rows, "house-a", "mamba", "64 KB")
