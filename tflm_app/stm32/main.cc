@@ -24,6 +24,13 @@
 #include "tinyloc_app.h"
 #include "tinyloc_core.h"
 
+// TFLM's Cortex-M port (cortex_m_generic) drops its own messages (e.g. why AllocateTensors failed) unless the
+// application registers a callback; ours prints them as "# tflm: ..." comment lines.
+#if defined(__arm__) && __has_include("tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h")
+#include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
+#define TINYLOC_TFLM_LOG_CALLBACK 1
+#endif
+
 extern "C" {
 int tinyloc_board_init(void);
 int tinyloc_uart_read_byte(void);
@@ -57,6 +64,23 @@ bool g_ready = false;
 
 void Write(const char* s) { tinyloc_uart_write(s, static_cast<unsigned>(strlen(s))); }
 
+#if defined(TINYLOC_TFLM_LOG_CALLBACK)
+// TFLM calls this with pieces of text (a message, then "\r\n"): start each line with "# tflm: ".
+void TflmLog(const char* s) {
+  static bool line_start = true;
+  for (; *s; ++s) {
+    if (*s == '\r') continue;
+    if (line_start && *s != '\n') Write("# tflm: ");
+    if (*s == '\n') {
+      Write("\r\n");
+    } else {
+      tinyloc_uart_write(s, 1);
+    }
+    line_start = *s == '\n';
+  }
+}
+#endif
+
 void PrintLine(void*, const char* line) {
   Write(line);
   Write("\r\n");
@@ -69,10 +93,11 @@ bool RunModel(void*, const int8_t* input, int8_t* output) {
   return true;
 }
 
+char g_setup_error[160] = "";
+
 void SetupError(int code, const char* what) {
-  char line[160];
-  snprintf(line, sizeof(line), "error 0 E%d %s %s", code, tinyloc::StatusName(code), what);
-  PrintLine(nullptr, line);
+  snprintf(g_setup_error, sizeof(g_setup_error), "error 0 E%d %s %s", code, tinyloc::StatusName(code), what);
+  PrintLine(nullptr, g_setup_error);
 }
 
 // Distinct builtin ops of the model (an op may appear in operator_codes once per version); *unknown = the first
@@ -107,6 +132,9 @@ void FillInfo(const TfLiteTensor* t, int* dims, int* ndims, bool* is_int8, float
 }  // namespace
 
 extern "C" void tinyloc_setup(void) {
+#if defined(TINYLOC_TFLM_LOG_CALLBACK)
+  RegisterDebugLogCallback(TflmLog);
+#endif
   const tflite::Model* model = tflite::GetModel(g_model);
   if (model->version() != TFLITE_SCHEMA_VERSION) {
     SetupError(tinyloc::kErrSettings, "flatbuffer schema version differs from this TFLM tree");
@@ -116,6 +144,16 @@ extern "C" void tinyloc_setup(void) {
     SetupError(tinyloc::kErrOpCount, "an op of model_settings.h could not be added to the resolver");
     return;
   }
+  // Ops first: TFLM cannot allocate a graph with an op the resolver lacks, and would report it as an allocation
+  // failure; name the op instead.
+  const char* unknown_op = nullptr;
+  const int n_op_codes = ModelOps(model, &unknown_op);
+  if (unknown_op) {
+    char why[96];
+    snprintf(why, sizeof(why), "the model uses %s, which model_settings.h does not list", unknown_op);
+    SetupError(tinyloc::kErrOpCount, why);
+    return;
+  }
   static tflite::MicroInterpreter interpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
   g_interpreter = &interpreter;
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
@@ -123,18 +161,11 @@ extern "C" void tinyloc_setup(void) {
     return;
   }
   tinyloc::ModelInfo info = {};
+  info.n_op_codes = n_op_codes;
   FillInfo(g_interpreter->input(0), info.input_dims, &info.input_ndims, &info.input_is_int8, &info.input_scale,
            &info.input_zero_point);
   FillInfo(g_interpreter->output(0), info.output_dims, &info.output_ndims, &info.output_is_int8,
            &info.output_scale, &info.output_zero_point);
-  const char* unknown_op = nullptr;
-  info.n_op_codes = ModelOps(model, &unknown_op);
-  if (unknown_op) {
-    char why[96];
-    snprintf(why, sizeof(why), "the model uses %s, which model_settings.h does not list", unknown_op);
-    SetupError(tinyloc::kErrOpCount, why);
-    return;
-  }
   const tinyloc::Status st = tinyloc::CheckModel(model_settings::kSettings, info);
   if (st != tinyloc::kOk) {
     SetupError(st, "model_settings.h does not match model_data (export both from the same convert dir)");
@@ -146,15 +177,23 @@ extern "C" void tinyloc_setup(void) {
     return;
   }
   g_ready = true;
-  char line[96];
-  snprintf(line, sizeof(line), "# arena used %u of %d", static_cast<unsigned>(g_interpreter->arena_used_bytes()),
-           model_settings::kTensorArenaSize);
+  // arena_used_bytes() is what TFLM reports after allocation; it is NOT the smallest arena that works (a step
+  // model reports 7,676 B and needs 10,988 B): the arena is the measured minimum + a margin (model_settings.h).
+  char line[128];
+  snprintf(line, sizeof(line), "# arena %d bytes = measured minimum %d + margin %d (TFLM reports %u used)",
+           model_settings::kTensorArenaSize, model_settings::kArenaMeasuredBytes, model_settings::kArenaMarginBytes,
+           static_cast<unsigned>(g_interpreter->arena_used_bytes()));
   PrintLine(nullptr, line);
   g_app.PrintReady();
 }
 
 extern "C" void tinyloc_loop(void) {
-  if (!g_ready) return;
+  if (!g_ready) {  // setup failed: answer every line the host sends with the reason (the boot line may be lost)
+    for (int c = tinyloc_uart_read_byte(); c >= 0; c = tinyloc_uart_read_byte()) {
+      if (c == '\n') PrintLine(nullptr, g_setup_error);
+    }
+    return;
+  }
   for (int c = tinyloc_uart_read_byte(); c >= 0; c = tinyloc_uart_read_byte()) {
     g_app.PutChar(static_cast<char>(c));
   }

@@ -110,6 +110,16 @@ void setup() {
     SetupError(tinyloc::kErrOpCount, "an op of model_settings.h could not be added to the resolver");
     return;
   }
+  // Ops first: TFLM cannot allocate a graph with an op the resolver lacks, and would report it as an allocation
+  // failure; name the op instead.
+  const char* unknown_op = nullptr;
+  const int n_op_codes = ModelOps(model, &unknown_op);
+  if (unknown_op) {
+    char why[96];
+    snprintf(why, sizeof(why), "the model uses %s, which model_settings.h does not list", unknown_op);
+    SetupError(tinyloc::kErrOpCount, why);
+    return;
+  }
   static tflite::MicroInterpreter interpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
   g_interpreter = &interpreter;
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
@@ -119,18 +129,11 @@ void setup() {
 
   // The settings header must describe this model: shapes, quantization, op list.
   tinyloc::ModelInfo info = {};
+  info.n_op_codes = n_op_codes;
   FillInfo(g_interpreter->input(0), info.input_dims, &info.input_ndims, &info.input_is_int8, &info.input_scale,
            &info.input_zero_point);
   FillInfo(g_interpreter->output(0), info.output_dims, &info.output_ndims, &info.output_is_int8,
            &info.output_scale, &info.output_zero_point);
-  const char* unknown_op = nullptr;
-  info.n_op_codes = ModelOps(model, &unknown_op);
-  if (unknown_op) {
-    char why[96];
-    snprintf(why, sizeof(why), "the model uses %s, which model_settings.h does not list", unknown_op);
-    SetupError(tinyloc::kErrOpCount, why);
-    return;
-  }
   const tinyloc::Status st = tinyloc::CheckModel(model_settings::kSettings, info);
   if (st != tinyloc::kOk) {
     SetupError(st, "model_settings.h does not match model_data.cpp (export both from the same convert dir)");
@@ -142,10 +145,13 @@ void setup() {
     return;
   }
   g_ready = true;
-  Serial.print("# arena used ");
-  Serial.print(static_cast<unsigned long>(g_interpreter->arena_used_bytes()));
-  Serial.print(" of ");
-  Serial.println(static_cast<unsigned long>(model_settings::kTensorArenaSize));
+  // arena_used_bytes() is NOT the smallest arena that works (see tflm_app/README.md, "Arena size"); the arena is the
+  // measured minimum + a margin (model_settings.h).
+  char arena_line[128];
+  snprintf(arena_line, sizeof(arena_line), "# arena %d bytes = measured minimum %d + margin %d (TFLM reports %u used)",
+           model_settings::kTensorArenaSize, model_settings::kArenaMeasuredBytes, model_settings::kArenaMarginBytes,
+           static_cast<unsigned>(g_interpreter->arena_used_bytes()));
+  Serial.println(arena_line);
   g_app.PrintReady();
 }
 

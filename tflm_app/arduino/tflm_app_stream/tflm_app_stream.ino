@@ -1,7 +1,8 @@
 // tflm_app_stream: streaming room localisation with a Mamba *step model* (issue 7): the model consumes one 5 Hz
 // step at a time and keeps only its state; a fixed-lag CRF Viterbi prints the room of each step kLag steps later.
 //
-// Files next to this sketch (keras_tinyloc.export_stream.export_step_model writes the last three):
+// Files next to this sketch (`python -m keras_tinyloc export-sketch STEP_DIR --out SKETCH` copies them; STEP_DIR
+// comes from keras_tinyloc.deploy.export_stream.export_step_model, which writes the last three):
 //   tinyloc_core.{h,cpp}   grid / forward-fill / scaling / int8 quantization (window = 1, hop = 1: every step)
 //   tinyloc_online.{h,cpp} OnlineViterbi (fixed lag) and Requantize (state feedback)
 //   model_data.{cc,h}      the int8 step model: inputs x_t (1,F) + per block conv (1,K-1,E), ssm (1,E,N)
@@ -10,7 +11,8 @@
 //
 // Serial protocol (115200 baud), as tflm_app's except that rooms are per step:
 //   host -> board: "<time_ms>,<ap_index>,<rssi_dbm>" per reading, "reset", "end"
-//   board -> host: "ready ...", "room <step> <class> <name>" per step (kLag steps late), "error ...",
+//   board -> host: "ready ..." (at boot and after "reset"), "room <step> <class> <name>" per step (kLag steps
+//                  late), "error ..." (a failed setup: its reason, repeated for every line received),
 //                  "done <lines> <steps> <errors>" (after "end" the last kLag steps are flushed).
 // Memory besides the TFLM arena: the states (step_settings::kStateTotal bytes), the stream workspace and the
 // decoder's 3*C floats + (kLag+1)*C bytes: nothing grows with time.
@@ -57,9 +59,16 @@ static tflite::MicroInterpreter* g_interpreter = nullptr;
 static tinyloc::Stream g_stream;
 static tinyloc::OnlineViterbi g_decoder;
 static bool g_ready = false;
+static const char* g_setup_error = "";
 static char g_line[64];
 static size_t g_line_len = 0;
 static long g_lines = 0, g_steps = 0, g_errors = 0;
+
+// A failed setup: print the reason now, and again for every line the host sends (replay sends "reset" first).
+static void SetupError(const char* line) {
+  g_setup_error = line;
+  Serial.println(line);
+}
 
 static void ZeroStates(int8_t* states) {
   int off = 0;
@@ -137,9 +146,20 @@ static void ResetAll() {
   g_lines = g_steps = g_errors = 0;
 }
 
+// "ready ..." at boot and after "reset". arena= the arena this sketch declares (measured minimum + margin). Not
+// arena_used_bytes(): that is not the smallest arena that works (a step model reports 7,676 B and needs 10,988 B).
+static void PrintReady() {
+  char buf[112];
+  snprintf(buf, sizeof(buf), "ready %s stream F=%d C=%d lag=%d stagger=%d arena=%d", model_settings::kModelName,
+           model_settings::kNumFeatures, model_settings::kNumClasses, step_settings::kLag, TINYLOC_STAGGER,
+           model_settings::kTensorArenaSize);
+  Serial.println(buf);
+}
+
 static void HandleLine(const char* line) {
   if (strcmp(line, "reset") == 0) {
     ResetAll();
+    PrintReady();
     return;
   }
   if (strcmp(line, "end") == 0) {
@@ -179,13 +199,13 @@ void setup() {
   }
   const tflite::Model* model = tflite::GetModel(g_model);
   if (model->version() != TFLITE_SCHEMA_VERSION || model_settings::AddModelOps(g_resolver) != model_settings::kNumOps) {
-    Serial.println("error 0 E4 settings: schema version or op list");
+    SetupError("error 0 E4 settings: schema version or op list");
     return;
   }
   static tflite::MicroInterpreter interpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
   g_interpreter = &interpreter;
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
-    Serial.println("error 0 E4 arena_too_small");
+    SetupError("error 0 E4 arena_too_small");
     return;
   }
   // The wiring of step_settings.h must be this model's: tensor counts, int8 everywhere, sizes.
@@ -202,26 +222,27 @@ void setup() {
          in->params.scale == step_settings::kStateInScale[s] && out->params.scale == step_settings::kStateOutScale[s];
   }
   if (!ok) {
-    Serial.println("error 0 E5 step_settings.h does not match model_data.cc (export both together)");
+    SetupError("error 0 E5 step_settings.h does not match model_data.cc (export both together)");
     return;
   }
   if (g_stream.Init(model_settings::kSettings, g_stream_work, sizeof(g_stream_work)) != tinyloc::kOk ||
       !g_decoder.Init(model_settings::kNumClasses, model_settings::kTransitions, model_settings::kStart,
                       model_settings::kEnd, step_settings::kLag, g_decode_work, sizeof(g_decode_work))) {
-    Serial.println("error 0 E4 settings");
+    SetupError("error 0 E4 settings");
     return;
   }
   ZeroAllStates();
   g_ready = true;
-  char buf[96];
-  snprintf(buf, sizeof(buf), "ready %s stream F=%d C=%d lag=%d stagger=%d arena=%u", model_settings::kModelName,
-           model_settings::kNumFeatures, model_settings::kNumClasses, step_settings::kLag, TINYLOC_STAGGER,
-           static_cast<unsigned>(g_interpreter->arena_used_bytes()));
-  Serial.println(buf);
+  PrintReady();
 }
 
 void loop() {
-  if (!g_ready) return;
+  if (!g_ready) {
+    while (Serial.available() > 0) {
+      if (Serial.read() == '\n') Serial.println(g_setup_error);
+    }
+    return;
+  }
   while (Serial.available() > 0) {
     const char c = static_cast<char>(Serial.read());
     if (c == '\n') {
