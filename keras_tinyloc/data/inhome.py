@@ -14,7 +14,8 @@ Sources, searched in this order under ``data_dir`` (``--data-dir`` > ``$KERAS_TI
    (then each row is one 5 Hz step and keeps its own label), one RSSI column per AP (empty = not
    heard), last column the room label (1-based; 0 or empty = unlabelled). Class names come from
    ``metadata/room_names.dat`` beside them when present, else ``room 1 .. room C``.
-3. Otherwise a **simulated** house (:func:`keras_tinyloc.data.simulate.simulate_house`), generated
+3. Otherwise — only when no ``--data-dir`` was given: an explicit folder without the house is an error naming it —
+   a **simulated** house (:func:`keras_tinyloc.data.simulate.simulate_house`), generated
    once into ``user_cache_dir()/sim/house_X_seed{seed}_scale{scale}_v{SIM_VERSION}`` and read as in 1
    (``meta["source"] == "simulated"``).
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,24 +212,45 @@ def match_labels(step_ms: np.ndarray, ann_ms: np.ndarray, ann_cls: np.ndarray, t
     return out
 
 
-def recording_grid(folder: Path, meta: HouseMeta) -> tuple[np.ndarray, np.ndarray]:
-    """One published recording → ``(S, F)`` grid (dBm) and ``(S,)`` labels."""
+def recording_readings(folder: Path, meta: HouseMeta) -> dict:
+    """One published recording → its readings and step labels, before the grid.
+
+    Returns ``{"t_ms", "ap", "rssi"}`` ``(P,)`` (file order; AP index into ``meta.ap_ids``), ``"t0"`` (the grid's
+    step 0: half a step before the first packet), ``"n_steps"`` S and ``"labels"`` ``(S,)`` int32 (−1 unlabelled).
+    """
     folder = Path(folder)
     t, ap, rssi = read_rx(folder / "rx_wearable_data.dat", meta.ap_ids)
     if len(t) == 0:
         raise TinyLocError(f"{folder / 'rx_wearable_data.dat'}: no packets")
     a_t, a_c = read_annotations(folder / "tag_annotations.dat", meta.tag_class)
     t0 = int(t.min()) - windows.STEP_MS // 2
-    grid = windows.packets_to_grid(t, ap, rssi, len(meta.ap_ids), t0_ms=t0, source=str(folder / "rx_wearable_data.dat"))
-    centres = t0 + np.arange(len(grid), dtype=np.int64) * windows.STEP_MS + windows.STEP_MS // 2
+    n_steps = (int(t.max()) - t0) // windows.STEP_MS + 1
+    centres = t0 + np.arange(n_steps, dtype=np.int64) * windows.STEP_MS + windows.STEP_MS // 2
     labels = match_labels(centres, a_t, a_c)
     if not (labels >= 0).any():
         raise TinyLocError(f"{folder / 'tag_annotations.dat'}: no annotation within {MATCH_MS} ms of any packet (recording has no labels)")
-    return grid, labels
+    return {"t_ms": t, "ap": ap, "rssi": rssi, "t0": t0, "n_steps": n_steps, "labels": labels}
+
+
+def recording_grid(folder: Path, meta: HouseMeta) -> tuple[np.ndarray, np.ndarray]:
+    """One published recording → ``(S, F)`` grid (dBm) and ``(S,)`` labels."""
+    r = recording_readings(folder, meta)
+    grid = windows.packets_to_grid(r["t_ms"], r["ap"], r["rssi"], len(meta.ap_ids), t0_ms=r["t0"],
+                                   n_steps=r["n_steps"], source=str(Path(folder) / "rx_wearable_data.dat"))
+    return grid, r["labels"]
 
 
 def read_flat_csv(path: Path, n_classes: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A flat per-house CSV → ``(S, F)`` grid (dBm), ``(S,)`` labels (0-based, −1 unlabelled), AP names."""
+    r = flat_readings(path, n_classes)
+    grid = windows.packets_to_grid(r["t_ms"], r["ap"], r["rssi"], len(r["ap_names"]), t0_ms=r["t0"],
+                                   n_steps=r["n_steps"], source=str(path))
+    return grid, r["labels"], r["ap_names"]
+
+
+def flat_readings(path: Path, n_classes: int | None) -> dict:
+    """A flat per-house CSV → readings and step labels before the grid (keys as :func:`recording_readings`, plus
+    ``"ap_names"``: the AP columns)."""
     import pandas as pd
 
     df = _read_table(path)
@@ -255,17 +278,17 @@ def read_flat_csv(path: Path, n_classes: int | None) -> tuple[np.ndarray, np.nda
         t_rows = _times_ms(df[c0], path, str(c0))
         t0 = int(t_rows.min()) - windows.STEP_MS // 2
     s, a = np.nonzero(~np.isnan(vals))
-    grid = windows.packets_to_grid(t_rows[s], a, vals[s, a], f, t0_ms=t0,
-                                   n_steps=int((t_rows.max() - t0) // windows.STEP_MS) + 1, source=str(path))
+    n_steps = int((t_rows.max() - t0) // windows.STEP_MS) + 1
     if numeric_t.notna().all():
         labels = lab.astype(np.int32)  # one row per step: the row's own label
     else:
-        centres = t0 + np.arange(len(grid), dtype=np.int64) * windows.STEP_MS + windows.STEP_MS // 2
+        centres = t0 + np.arange(n_steps, dtype=np.int64) * windows.STEP_MS + windows.STEP_MS // 2
         keep = lab >= 0
         labels = match_labels(centres, t_rows[keep], lab[keep])
     if not (labels >= 0).any():
         raise TinyLocError(f"{path}: no labelled rows (recording has no labels)")
-    return grid, labels, [str(c) for c in ap_cols]
+    return {"t_ms": t_rows[s], "ap": a.astype(np.int64), "rssi": vals[s, a].astype(np.float32), "t0": int(t0),
+            "n_steps": n_steps, "labels": labels, "ap_names": [str(c) for c in ap_cols]}
 
 
 # --------------------------------------------------------------------------- locating a house
@@ -284,6 +307,29 @@ def find_house(letter: str, data_dir: str | os.PathLike | None) -> tuple[str, Pa
         if (cand / "metadata").is_dir():
             return "published", cand
     return None
+
+
+def missing_house_message(letter: str, data_dir: Path) -> str:
+    """The one-line error for an explicit ``--data-dir`` without house ``letter`` (never a silent simulator)."""
+    name = f"house_{letter}"
+    expected = (f"expected {name}/ with metadata/ and experiments/ (the published archive) or csv_{name}_fp.csv + "
+                f"csv_{name}_fl.csv; the simulated house is used only without --data-dir")
+    if not data_dir.exists():
+        return f"--data-dir {data_dir}: no such folder ({expected})"
+    if not data_dir.is_dir():
+        return f"--data-dir {data_dir}: not a folder ({expected})"
+    entries = sorted(p.name for p in data_dir.iterdir())
+    if not entries:
+        return f"--data-dir {data_dir}: an empty folder, no {name} ({expected})"
+    others = set()
+    for folder in (data_dir, data_dir / ARCHIVE_DIR):
+        for e in (folder.iterdir() if folder.is_dir() else ()):
+            m = re.match(r"(?:csv_)?(house_[A-Za-z])(?:_f[pl]\.csv)?$", e.name)
+            if m and m.group(1) != name:
+                others.add(m.group(1))
+    shown = sorted(others) if others else entries[:4] + (["..."] if len(entries) > 4 else [])
+    found = f"; it holds {', '.join(shown)}"
+    return f"--data-dir {data_dir}: no {name} ({expected}){found}"
 
 
 def simulated_house_dir(letter: str, seed: int = 0, scale: float = 1.0) -> Path:
@@ -412,6 +458,8 @@ def load_house(letter: str, data_dir: str | os.PathLike | None = None, scale: fl
     if letter not in ("A", "B", "C", "D", "S"):
         raise TinyLocError(f"unknown house {letter!r} (choose from A, B, C, D, or S for the SPHERE-like house)")
     found = find_house(letter, data_dir)
+    if found is None and data_dir:
+        raise TinyLocError(missing_house_message(letter, Path(data_dir)))
     if found is None:
         kind, where, source = "published", simulated_house_dir(letter, seed, scale), "simulated"
     else:

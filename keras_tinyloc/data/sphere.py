@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -67,6 +68,8 @@ TEST_SEQUENCES = ("00008", "00009", "00010")
 ROW_US = 50048  # spacing of the accelerometer rows of one packet, µs
 ROW_TOL_US = 3
 RSSI_MIN, RSSI_MAX = -127.0, 0.0
+MAX_SEQUENCE_S = 86400.0  # a sequence lasts minutes; a time beyond a day is corrupt (and would allocate a huge grid)
+END_TOLERANCE_MS = 1000  # meta.json's end vs the last row: 50 ms apart in every sequence of the release
 CACHE_VERSION = 2
 
 
@@ -117,13 +120,14 @@ def read_rooms(path: Path) -> list[str]:
     return rooms
 
 
-def read_packets(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def read_packets(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], int]:
     """Recover the 5 Hz BLE packets from ``acceleration.csv`` (rule 1 of the module docstring).
 
     Returns:
         ``t_ms (P,)`` int64 packet times, ``ap (P,)`` int64 AP index, ``rssi (P,)`` float32 dBm — P readings, one
-        per (packet, AP that heard it), as :func:`windows.packets_to_grid` takes them — and the names of the APs
-        heard at least once.
+        per (packet, AP that heard it), as :func:`windows.packets_to_grid` takes them — the names of the APs
+        heard at least once, and the time of the file's last row (ms; where the recording ends).
+    Raises TinyLocError for a time that is not a finite number >= 0 or goes backwards, or a bad RSSI.
     """
     import pandas as pd
 
@@ -146,6 +150,11 @@ def read_packets(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[s
         return v.to_numpy(dtype=np.float64)
 
     t = numeric("t", allow_empty=False)
+    bad_t = ~((t >= 0) & (t <= MAX_SEQUENCE_S))
+    if bad_t.any():
+        i = int(np.flatnonzero(bad_t)[0])
+        raise TinyLocError(f"{path}: row {i + 2}, column t: time {t[i]:g} is not a finite number "
+                           f"of seconds from 0 to {MAX_SEQUENCE_S:g} (one day)")
     us = np.round(t * 1e6).astype(np.int64)
     back = np.flatnonzero(np.diff(us) < 0)
     if len(back):
@@ -170,7 +179,8 @@ def read_packets(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[s
     vals = rssi[last_idx]  # (packets, F): each packet's last row
     p, a = np.nonzero(~np.isnan(vals))
     heard = [AP_COLUMNS[j] for j in range(len(AP_COLUMNS)) if (~np.isnan(vals[:, j])).any()]
-    return t_pk[p], a.astype(np.int64), vals[p, a].astype(np.float32), heard
+    end_ms = int(np.round(us[-1] / 1000.0))
+    return t_pk[p], a.astype(np.int64), vals[p, a].astype(np.float32), heard, end_ms
 
 
 def packet_starts(us: np.ndarray) -> np.ndarray:
@@ -287,19 +297,29 @@ def step_labels(n_steps: int, start_ms: np.ndarray, end_ms: np.ndarray, room: np
 
 def read_sequence(seq_dir: Path, rooms: list[str], accelerometer: bool = False) -> dict:
     """One sequence -> ``grid (S, 4)`` float32 dBm (``(S, 7)`` with the accelerometer in g appended),
-    ``labels (S,)`` int32 and facts for the metadata."""
+    ``labels (S,)`` int32, the packets ``t_ms``, ``ap``, ``rssi`` ``(P,)`` (as :func:`read_packets`) and facts for the
+    metadata. Refuses an ``acceleration.csv`` that ends more than 1 s before ``meta.json``'s end or before the last
+    annotated interval (a truncated file would otherwise read as −120 dBm for the missing part)."""
     acc = seq_dir / "acceleration.csv"
     if not acc.is_file():
         raise TinyLocError(f"{seq_dir}: no acceleration.csv in this sequence folder")
-    t_ms, ap, rssi, heard = read_packets(acc)
+    t_ms, ap, rssi, heard, last_row_ms = read_packets(acc)
     ann = read_annotations(seq_dir / "location_0.csv", rooms)
     end_ms = int(t_ms.max()) if len(t_ms) else 0
     meta_path = seq_dir / "meta.json"
     if meta_path.is_file():
         try:
-            end_ms = max(end_ms, int(round(float(json.loads(meta_path.read_text())["end"]) * 1000)))
+            meta_end = float(json.loads(meta_path.read_text())["end"])
         except (OSError, ValueError, KeyError, TypeError):
             raise TinyLocError(f"{meta_path}: expected JSON with a numeric 'end' (seconds)") from None
+        if not (math.isfinite(meta_end) and 0 <= meta_end <= MAX_SEQUENCE_S):
+            raise TinyLocError(f"{meta_path}: end {meta_end:g} s is not a finite time from 0 to {MAX_SEQUENCE_S:g} s")
+        if abs(meta_end * 1000 - last_row_ms) > END_TOLERANCE_MS:
+            raise TinyLocError(
+                f"{acc}: the last row is at t = {last_row_ms / 1000:g} s but {meta_path.name} says the sequence ends at "
+                f"{meta_end:g} s ({'a truncated acceleration.csv' if meta_end * 1000 > last_row_ms else 'rows after the end'}"
+                f"? they agree within {END_TOLERANCE_MS / 1000:g} s in the release)")
+        end_ms = max(end_ms, int(round(meta_end * 1000)))
     n_steps = end_ms // windows.STEP_MS + 1
     grid = windows.packets_to_grid(t_ms, ap, rssi, len(AP_COLUMNS), t0_ms=0, n_steps=n_steps, source=str(acc))
     if accelerometer:
@@ -307,11 +327,32 @@ def read_sequence(seq_dir: Path, rooms: list[str], accelerometer: bool = False) 
     labels = step_labels(n_steps, *ann)
     if not (labels >= 0).any():
         raise TinyLocError(f"{seq_dir / 'location_0.csv'}: no annotated interval overlaps the recording")
+    ann_end = int(ann[1].max())
+    if ann_end - max(end_ms, last_row_ms) > END_TOLERANCE_MS:
+        raise TinyLocError(
+            f"{acc}: the last row is at t = {last_row_ms / 1000:g} s but location_0.csv annotates rooms until "
+            f"{ann_end / 1000:g} s (a truncated acceleration.csv? the release's annotations end before its last row)")
     n_packets = len(np.unique(t_ms))
-    return {"grid": grid, "labels": labels, "aps_heard": heard, "n_packets": n_packets, "n_steps": n_steps}
+    return {"grid": grid, "labels": labels, "aps_heard": heard, "n_packets": n_packets, "n_steps": n_steps,
+            "t_ms": t_ms, "ap": ap, "rssi": rssi}
 
 
 # --------------------------------------------------------------------------------------------- loader
+def sequence_dirs(public: Path, train_sequences=TRAIN_SEQUENCES, test_sequences=TEST_SEQUENCES) -> dict[str, list[Path]]:
+    """``{"train": [...], "test": [...]}``: the sequence folders of ``public/train`` used by each split (rule 4)."""
+    train_dir = public / "train"
+    seq_dirs = sorted(d for d in train_dir.iterdir() if d.is_dir() and d.name.isdigit())
+    for d in seq_dirs:
+        if not (d / "acceleration.csv").is_file():
+            raise TinyLocError(f"{d}: no acceleration.csv in this sequence folder")
+    use = {"train": [d for d in seq_dirs if d.name in train_sequences],
+           "test": [d for d in seq_dirs if d.name in test_sequences]}
+    for split, names in (("train", train_sequences), ("test", test_sequences)):
+        if not use[split]:
+            raise TinyLocError(f"{train_dir}: none of the {split} sequences {', '.join(names)} is present")
+    return use
+
+
 def load_sphere(
     data_dir: str | os.PathLike | None = None,
     train_sequences: tuple[str, ...] = TRAIN_SEQUENCES,
@@ -331,16 +372,7 @@ def load_sphere(
         ``-1`` = unlabelled step.
     """
     public = find_public_dir(data_dir)
-    train_dir = public / "train"
-    seq_dirs = sorted(d for d in train_dir.iterdir() if d.is_dir() and d.name.isdigit())
-    for d in seq_dirs:
-        if not (d / "acceleration.csv").is_file():
-            raise TinyLocError(f"{d}: no acceleration.csv in this sequence folder")
-    use = {"train": [d for d in seq_dirs if d.name in train_sequences],
-           "test": [d for d in seq_dirs if d.name in test_sequences]}
-    for split, names in (("train", train_sequences), ("test", test_sequences)):
-        if not use[split]:
-            raise TinyLocError(f"{train_dir}: none of the {split} sequences {', '.join(names)} is present")
+    use = sequence_dirs(public, train_sequences, test_sequences)
     files = [public / "rooms.json"]
     for d in use["train"] + use["test"]:
         files += [d / n for n in ("acceleration.csv", "location_0.csv", "meta.json") if (d / n).is_file()]

@@ -45,6 +45,7 @@ import re
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,18 @@ def _md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def read_member(zf: zipfile.ZipFile, member: str, display: str) -> bytes:
+    """The bytes of one zip member, or a one-line TinyLocError for a corrupt member (CRC mismatch, broken deflate
+    stream, truncated archive) or one this zipfile cannot read (encrypted, unknown compression)."""
+    try:
+        return zf.read(member)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TinyLocError(f"{display}:{member}: corrupt zip member ({reason}); download the archive again") from None
+    except (NotImplementedError, RuntimeError) as exc:
+        raise TinyLocError(f"{display}:{member}: cannot be extracted ({str(exc).splitlines()[0]})") from None
+
+
 def _csvs_from_zip(data: bytes, display: str, depth: int = 0) -> dict[str, tuple[str, bytes]]:
     """Extract the two CSVs from zip bytes; descend into one nested zip (the UCI wrapper)."""
     try:
@@ -131,13 +144,13 @@ def _csvs_from_zip(data: bytes, display: str, depth: int = 0) -> dict[str, tuple
         for want in (TRAIN_CSV, TEST_CSV):
             hits = [n for n in names if n.rsplit("/", 1)[-1] == want]
             if hits:
-                found[want] = (f"{display}:{hits[0]}", zf.read(hits[0]))
+                found[want] = (f"{display}:{hits[0]}", read_member(zf, hits[0], display))
         if len(found) == 2:
             return found
         if depth == 0:
             for n in names:
                 if n.lower().endswith(".zip"):
-                    inner = _csvs_from_zip(zf.read(n), f"{display}:{n}", depth + 1)
+                    inner = _csvs_from_zip(read_member(zf, n, display), f"{display}:{n}", depth + 1)
                     return inner
         missing = [w for w in (TRAIN_CSV, TEST_CSV) if w not in found]
         raise TinyLocError(f"{display}: zip does not contain {' and '.join(missing)}")
@@ -404,6 +417,19 @@ def load_uji(
     Returns:
         x ``(B, 1, F)`` float32 in [0, 1], y ``(B, 1)`` int32 for train/val/test.
     """
+    name = "uji-zones" if labeling == "zones" else "uji"
+    return _dataset(uji_arrays(data_dir, labeling, n_zones, seed), name)
+
+
+def uji_arrays(
+    data_dir: str | os.PathLike | None = None,
+    labeling: str = "building-floor",
+    n_zones: int = 59,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """The processed dataset before scaling (arguments as :func:`load_uji`; through the cache): ``x_{train,val,test}``
+    ``(B, F)`` int16 dBm with ``fill`` for "not detected", ``y_*`` ``(B,)`` int32, ``low``/``high`` ``(F,)`` (the
+    scaling), ``fill``, ``class_names``, ``feature_names`` and ``meta`` (JSON text). ``data import`` writes these."""
     if labeling not in LABELINGS:
         raise TinyLocError(f"unknown UJIIndoorLoc labeling {labeling!r} (choose from {', '.join(LABELINGS)})")
     n_zones = int(n_zones)
@@ -411,12 +437,11 @@ def load_uji(
     src = find_source(data_dir)
     md5 = src.md5()
     k_tag = f"-K{n_zones}" if labeling == "zones" else ""
-    name = "uji-zones" if labeling == "zones" else "uji"
     key = f"uji-v{CACHE_VERSION}-{labeling}{k_tag}-seed{seed}-{md5}"
     cache = paths.user_cache_dir() / f"{key}.npz"
-    ds = _from_cache(cache, name)
-    if ds is not None:
-        return ds
+    arrays = _from_cache(cache)
+    if arrays is not None:
+        return arrays
 
     from sklearn.model_selection import train_test_split
 
@@ -494,7 +519,7 @@ def load_uji(
         meta=np.asarray(json.dumps(meta)),
     )
     _try_save(cache, arrays)
-    return _dataset(arrays, name)
+    return arrays
 
 
 def _read_zone_model(path: Path, bf_names: list[str], n_zones: int) -> dict | None:
@@ -510,15 +535,14 @@ def _read_zone_model(path: Path, bf_names: list[str], n_zones: int) -> dict | No
     return centres
 
 
-def _from_cache(path: Path, name: str) -> WindowDataset | None:
+def _from_cache(path: Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     try:
         with np.load(path) as z:
-            arrays = {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile):
         return None
-    return _dataset(arrays, name)
 
 
 def _dataset(a: dict[str, np.ndarray], name: str) -> WindowDataset:
@@ -590,7 +614,7 @@ def _official_archive(data: bytes, display: str) -> bytes:
     with zf:
         for n in zf.namelist():
             if n.rsplit("/", 1)[-1].lower() == ARCHIVE_NAME.lower():
-                inner = zf.read(n)
+                inner = read_member(zf, n, display)
                 if hashlib.md5(inner).hexdigest() == ARCHIVE_MD5:
                     return inner
                 raise TinyLocError(f"{display}:{n}: md5 {hashlib.md5(inner).hexdigest()} != {ARCHIVE_MD5}")

@@ -291,3 +291,20 @@ def test_flat_bad_inputs(tmp_path, cache):
     assert "csv_house_B_fl.csv: missing file" in _err(root, "B")
     (root / "csv_house_B_fp.csv").write_text("time,room\n0,1\n")
     assert "got 2 columns" in _err(root, "B")
+
+
+def test_an_explicit_data_dir_without_the_house_never_falls_back_to_the_simulator(tmp_path, cache):
+    expected = ("expected house_A/ with metadata/ and experiments/ (the published archive) or csv_house_A_fp.csv + "
+                "csv_house_A_fl.csv; the simulated house is used only without --data-dir")
+    missing = tmp_path / "nope"
+    assert _err(missing) == f"--data-dir {missing}: no such folder ({expected})"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _err(empty) == f"--data-dir {empty}: an empty folder, no house_A ({expected})"
+    other = tmp_path / "other"
+    (other / "house_B" / "experiments").mkdir(parents=True)
+    assert _err(other) == f"--data-dir {other}: no house_A ({expected}); it holds house_B"
+    assert not (cache / "sim").exists()  # nothing was simulated
+    from keras_tinyloc.data import cli
+
+    assert cli.main(["info", "--dataset", "house-a", "--data-dir", str(other)]) == 2

@@ -94,7 +94,7 @@ def test_read_packets_recovers_each_packet(tmp_path):
     f = tmp_path / "acceleration.csv"
     # packet 3's first row disagrees with its other rows: the last row's values count
     write_acc(f, starts, vals, rows_per_packet=rows, first_row_values={3: np.array([-70, -50, nan, nan])})
-    t, ap, rssi, heard = sphere.read_packets(f)
+    t, ap, rssi, heard, _ = sphere.read_packets(f)
     p, a = np.nonzero(~np.isnan(vals))
     np.testing.assert_array_equal(t, np.round(starts[p] / 1000))
     np.testing.assert_array_equal(ap, a)
@@ -105,7 +105,7 @@ def test_read_packets_recovers_each_packet(tmp_path):
 def test_read_packets_without_an_ap_column(tmp_path):
     f = tmp_path / "acceleration.csv"
     write_acc(f, packet_times_us(2), np.array([[-80.0, -81.0, -82.0], [-83.0, np.nan, -84.0]]), header=HEADER[:-1])
-    t, ap, rssi, heard = sphere.read_packets(f)
+    t, ap, rssi, heard, _ = sphere.read_packets(f)
     assert ap.tolist() == [0, 1, 2, 0, 2] and rssi.tolist() == [-80, -81, -82, -83, -84]
     assert "Study_AP" not in heard
 
@@ -349,3 +349,48 @@ def test_real_copy_last_step_knn_matches_issue_8(real):
         p = KNeighborsClassifier(5, algorithm="kd_tree").fit(x, y).predict(xt)
     assert abs(f1_score(yt, p, average="macro") - 0.56) < 0.03
     assert abs(accuracy_score(yt, p) - 0.76) < 0.03
+
+
+# ------------------------------------------------------------------------------------------------ damaged files
+def test_truncated_acceleration_csv_is_refused(seq):
+    f = seq / "acceleration.csv"
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join(lines[: len(lines) // 2]) + "\n")  # half the rows: meta.json still says 6 s
+    last = float(lines[len(lines) // 2 - 1].split(",")[0])
+    _bad(lambda: sphere.read_sequence(seq, ROOMS),
+         f"{f}: the last row is at t = {round(last * 1000) / 1000:g} s but meta.json says the sequence ends at 6 s "
+         f"(a truncated acceleration.csv? they agree within 1 s in the release)")
+    (seq / "meta.json").unlink()  # without meta.json the annotations still show the recording went on
+    _bad(lambda: sphere.read_sequence(seq, ROOMS),
+         f"{f}: the last row is at t = {round(last * 1000) / 1000:g} s but location_0.csv annotates rooms until 6 s "
+         f"(a truncated acceleration.csv? the release's annotations end before its last row)")
+
+
+@pytest.mark.parametrize("value", ["inf", "-0.5", "1e12", "nan"])
+def test_a_time_that_is_not_a_plausible_second_is_refused(seq, value):
+    f = seq / "acceleration.csv"
+    lines = f.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[0] = value
+    lines[3] = ",".join(cells)
+    f.write_text("\n".join(lines) + "\n")
+    what = "an empty value" if value == "nan" else None
+    if what:  # pandas reads "nan" as a missing number
+        _bad(lambda: sphere.read_packets(f), f"{f}: row 4, column t: an empty value")
+    else:
+        _bad(lambda: sphere.read_packets(f),
+             f"{f}: row 4, column t: time {float(value):g} is not a finite number of seconds from 0 to 86400 (one day)")
+
+
+@pytest.mark.parametrize("end,msg", [
+    (1e12, "meta.json: end 1e+12 s is not a finite time from 0 to 86400 s"),
+    ("Infinity", "meta.json: end inf s is not a finite time from 0 to 86400 s"),
+    (3.0, "the last row is at t = {last:g} s but meta.json says the sequence ends at 3 s (rows after the end? they "
+          "agree within 1 s in the release)"),
+])
+def test_meta_json_end_must_match_the_rows(seq, end, msg):
+    (seq / "meta.json").write_text('{"end": %s, "start": 0}' % (end if isinstance(end, str) else repr(end)))
+    last = float((seq / "acceleration.csv").read_text().splitlines()[-1].split(",")[0])
+    with pytest.raises(TinyLocError) as e:
+        sphere.read_sequence(seq, ROOMS)
+    assert str(e.value).endswith(msg.format(last=round(last * 1000) / 1000)), str(e.value)

@@ -346,3 +346,24 @@ def test_real_copy_zones():
         z, b = ds.split(split)[1][:, 0], bf.split(split)[1][:, 0]
         names = np.array(ds.class_names)[z]
         assert all(n.startswith(bf.class_names[k] + "-") for n, k in zip(names, b))
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_corrupt_zip_member_is_one_line(tmp_path, csv_dir, monkeypatch, compression):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name in ("trainingData.csv", "validationData.csv"):
+            z.writestr(name, (csv_dir / name).read_bytes())
+    data = bytearray(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+        info = z.getinfo("validationData.csv")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)  # first byte of the member's data
+    data[start + info.compress_size // 2] ^= 0xFF
+    z = tmp_path / "UJIIndoorLoc.zip"
+    z.write_bytes(bytes(data))
+    with pytest.raises(TinyLocError) as err:
+        uji.load_uji(z)
+    msg = str(err.value)
+    assert msg.startswith(f"{z}:validationData.csv: corrupt zip member (") and msg.endswith(
+        "); download the archive again"), msg
+    assert "\n" not in msg
