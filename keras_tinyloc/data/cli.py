@@ -1,7 +1,10 @@
-"""``python -m keras_tinyloc data {info,download,simulate}``: inspect, fetch and simulate datasets.
+"""``python -m keras_tinyloc data {info,import,download,simulate}``: inspect, convert, fetch and simulate datasets.
 
-* ``info --dataset NAME [--data-dir DIR] [--json]``: load a dataset through
-  :func:`keras_tinyloc.data.registry.load_dataset` and print :meth:`WindowDataset.info` (JSON or a table).
+* ``info --dataset NAME|PATH [--data-dir DIR] [recordings options] [--json]``: load a dataset (built-in, or your
+  recordings: :mod:`keras_tinyloc.data.recordings`) through :func:`keras_tinyloc.data.registry.load_dataset` and
+  print :meth:`WindowDataset.info` (JSON or a table saying which sessions went to which split and why).
+* ``import SRC --format sphere|inhome|uji|uji-zones --out FILE [--house X] [--overwrite]``: write a built-in dataset
+  as a recordings file (:mod:`keras_tinyloc.data.importer`).
 * ``download uji [--dest DIR]``: fetch the official UJIIndoorLoc archive from UCI, verify, store (default
   ``data/raw/``).
 * ``simulate --house {A,B,C,D,S} --out DIR [--seed N] [--scale F] [--overwrite]``: write a simulated house in the
@@ -13,23 +16,34 @@ import argparse
 import json
 import sys
 
-from keras_tinyloc.data.registry import DATASETS
+from keras_tinyloc.data.registry import add_dataset_arguments, check_dataset, dataset_options
 from keras_tinyloc.errors import TinyLocError, cli_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m keras_tinyloc data", description="Datasets: info, download (UJIIndoorLoc), simulate (houses)."
+        prog="python -m keras_tinyloc data",
+        description="Datasets: info, import (built-in -> recordings file), download (UJIIndoorLoc), simulate (houses).",
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    info = sub.add_parser("info", help="load a dataset and print its shapes, classes and split sizes",
-                          description="Load a dataset and print its shapes, classes and split sizes.")
-    info.add_argument("--dataset", required=True, choices=DATASETS, metavar="NAME",
-                      help=f"one of {', '.join(DATASETS)}")
-    info.add_argument("--data-dir", default=None, help="where the raw files are (default: $KERAS_TINYLOC_DATA, "
-                                                       "data/raw/, the workplace copy)")
+    info = sub.add_parser("info", help="load a dataset (built-in or your recordings) and print shapes, rooms, splits",
+                          description="Load a dataset — built-in, or your recordings file/folder — and print its "
+                                      "shapes, rooms, APs and split sizes, and how the split was chosen.")
+    add_dataset_arguments(info)
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    imp = sub.add_parser("import", help="write a built-in dataset as a recordings file (docs/recordings-format.md)",
+                         description="Write a built-in dataset in the recordings format; loading the file with "
+                                     "--dataset FILE gives the same windows and labels as the built-in loader.")
+    imp.add_argument("src", metavar="SRC", help="the dataset's raw files (as --data-dir: the SPHERE folder holding "
+                                                "public_data/, a house_X folder, the UJIIndoorLoc zip or folder)")
+    imp.add_argument("--format", required=True, choices=("sphere", "inhome", "uji", "uji-zones"),
+                     help="which loader reads SRC: sphere, inhome (published layout or flat CSVs), uji "
+                          "(13 building-floors) or uji-zones (59 zones)")
+    imp.add_argument("--out", required=True, metavar="FILE", help="the recordings CSV to write")
+    imp.add_argument("--house", default=None, help="inhome: the house letter when SRC holds several (A-D)")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
 
     dl = sub.add_parser("download", help="download a public dataset (uji) and verify its checksum",
                         description="Download the official UJIIndoorLoc archive from the UCI repository, verify "
@@ -58,6 +72,20 @@ def format_info(info: dict) -> str:
         ("classes", info["n_classes"]),
         ("fill value (dBm)", info["fill_value"]),
     ]
+    meta = info.get("meta") or {}
+    if meta.get("source") == "recordings":
+        rows.insert(1, ("form", f"{meta['form']} ({', '.join(meta['files'][:3])}{' ...' if len(meta['files']) > 3 else ''})"))
+        rows.append(("grid", "none: one scan per sample (T = 1)" if meta["form"] == "scans" else
+                     f"{meta['rate_hz']:g} Hz, window {meta['window']} steps, hop {meta['hop']}, "
+                     f"forward fill {meta['ffill_steps']} steps"))
+        rows.append(("split", meta["split"]))
+        for split in ("train", "val", "test"):
+            names = [n for n, f in meta["sessions"].items() if split in f["split"]]
+            if names:
+                shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+                rows.append((f"{split} sessions", shown))
+    rows.append(("access points", ", ".join(map(str, info["feature_names"][:12]))
+                 + (f" ... ({len(info['feature_names'])})" if len(info["feature_names"]) > 12 else "")))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     counts = info.get("class_counts_train") or [0] * info["n_classes"]
@@ -75,11 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "info":
         from keras_tinyloc.data.registry import load_dataset
 
-        info = load_dataset(args.dataset, data_dir=args.data_dir).info()
+        opts = dataset_options(args)
+        check_dataset(args.dataset, args.data_dir, opts)
+        info = load_dataset(args.dataset, data_dir=args.data_dir, **opts).info()
         if args.json:
             print(json.dumps(info, indent=2, default=str))
         else:
             print(format_info(info))
+        return 0
+    if args.action == "import":
+        from keras_tinyloc.data.importer import import_dataset
+
+        done = import_dataset(args.format, args.src, args.out, house=args.house, overwrite=args.overwrite)
+        print(f"wrote {done['out']}: {done['rows']:,} rows ({done['form']} form), {len(done['sessions']) or 'no'} "
+              f"sessions, {len(done['rooms'])} rooms, {len(done['aps'])} APs; load it with --dataset {done['out']}")
         return 0
     if args.action == "download":
         from keras_tinyloc.data.uji import download_uji

@@ -38,6 +38,7 @@ def packets_to_grid(
     ffill_steps: int = FFILL_STEPS,
     fill: float = FILL_DBM,
     source: str = "readings",
+    step_ms: int = STEP_MS,
 ) -> np.ndarray:
     """Put ``(time, AP, RSSI)`` readings on a 5 Hz per-AP grid with the gap rules above.
 
@@ -49,6 +50,7 @@ def packets_to_grid(
         t0_ms: time of step 0 (default: the first reading).
         n_steps: S (default: up to the step of the last reading, inclusive).
         source: a name for error messages (file path).
+        step_ms: the grid's step in ms (200 = 5 Hz; other rates come from a recordings file's ``--rate-hz``).
 
     Returns:
         ``(S, F)`` float32 grid in dBm.
@@ -65,7 +67,7 @@ def packets_to_grid(
         raise TinyLocError(f"{source}: non-numeric RSSI value")
     if t0_ms is None:
         t0_ms = int(t_ms.min()) if len(t_ms) else 0
-    step = np.floor_divide(t_ms - t0_ms, STEP_MS)
+    step = np.floor_divide(t_ms - t0_ms, int(step_ms))
     if n_steps is None:
         n_steps = int(step.max()) + 1 if len(step) else 0
     grid = np.full((n_steps, n_aps), fill, dtype=np.float32)

@@ -24,14 +24,17 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("argv", [[], ["info"], ["download"], ["simulate"]])
+@pytest.mark.parametrize("argv", [[], ["info"], ["import"], ["download"], ["simulate"]])
 def test_help_for_every_action(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([*argv, "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m keras_tinyloc data")
-    for word in {"": ["info", "download", "simulate"], "info": ["--dataset", "--json", "--data-dir"],
+    for word in {"": ["info", "import", "download", "simulate"],
+                 "info": ["--dataset", "--json", "--data-dir", "--rate-hz", "--window-s", "--hop-s", "--fill-dbm",
+                          "--no-window"],
+                 "import": ["SRC", "--format", "sphere", "inhome", "uji", "--out", "--house", "--overwrite"],
                  "download": ["uji", "--dest"], "simulate": ["--house", "--out", "--seed", "--scale"]}[
                      argv[0] if argv else ""]:
         assert word in out
@@ -91,8 +94,9 @@ def test_simulate_calls_the_simulator(tmp_path, monkeypatch, capsys):
     assert len(calls) == 2
 
 
-def test_unknown_dataset_is_an_argparse_error(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["info", "--dataset", "nope"])
-    assert exit_.value.code == 2
-    assert "nope" in capsys.readouterr().err
+def test_unknown_dataset_or_missing_path_is_one_line(capsys):
+    assert cli.main(["info", "--dataset", "nope"]) == 2
+    assert capsys.readouterr().err == ("error: unknown dataset 'nope' (choose from uji, uji-zones, house-a, house-b, "
+                                       "house-c, house-d, sphere, or give the path of a recordings file or folder)\n")
+    assert cli.main(["info", "--dataset", "my/recordings.csv"]) == 2
+    assert capsys.readouterr().err == "error: my/recordings.csv: no such recordings file or folder\n"
