@@ -1,0 +1,81 @@
+"""keras_tinyloc.experiments.convert_targets: paper lookup, row merging, the report against the committed result
+document and on hand-made rows, and one tiny configuration trained, converted and diagnosed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import synth_dataset
+from keras_tinyloc import paths
+from keras_tinyloc.errors import TinyLocError
+from keras_tinyloc.experiments import convert_targets as ct
+
+RESULTS = paths.REPO_ROOT / "docs" / "results"
+
+
+def test_paper_lookup():
+    paper = [{"dataset": "house-a", "family": "mamba", "config": "H8L1", "technique": "static_int8", "macro_f1": 70.1,
+              "accuracy": 80.2, "size_kb": 1.4, "params": 1432, "group": "g"},
+             {"dataset": "house-a", "family": "mamba", "config": "H4L1", "technique": "static_int8", "macro_f1": 1,
+              "accuracy": 1, "size_kb": 1, "params": 1, "group": "g"}]
+    assert ct.paper_lookup(paper, "house-a", "mamba", "H8L1") == {
+        "static_int8": {"f1": 70.1, "acc": 80.2, "size_kb": 1.4, "params": 1432, "group": "g"}}
+    assert ct.paper_lookup(paper, "uji", "mamba", "H8L1") == {}
+
+
+def test_spread_merge_configs_meta():
+    assert ct.spread({"f1_drop_by_calibration_seed": {"0": 0.5, "1": -0.25, "2": 1.0}}) == "-0.25 … +1.00 (3)"
+    assert ct.spread({}) == "–"
+    rows = {("b", "mamba", "H8L1"): {"dataset": "b", "family": "mamba", "config": "H8L1", "v": 1}}
+    ordered = ct.merge_row(rows, {"dataset": "a", "family": "mdcsa", "config": "H16L1"})
+    ordered = ct.merge_row(rows, {"dataset": "b", "family": "mamba", "config": "H8L1", "v": 2})
+    assert [(r["dataset"], r.get("v")) for r in ordered] == [("a", None), ("b", 2)]
+    assert ct.parse_configs(["mamba:8:1", "mdcsa:16:2"]) == (("mamba", 8, 1), ("mdcsa", 16, 2))
+    assert ct.parse_configs(None) == ct.CONFIGS
+    with pytest.raises(TinyLocError, match="FAMILY:H:L"):
+        ct.parse_configs(["mamba:8"])
+    meta = ct.render_meta({"date": "d", "notes": ["paper_tables: x", "old note"]})
+    assert meta["notes"] == ["paper_tables: x"] + ct.NOTES and meta["date"] == "d"
+
+
+def test_committed_report_is_the_rendering_of_the_committed_rows():
+    doc = json.loads((RESULTS / "convert_targets.json").read_text())
+    assert ct.markdown(doc["rows"], ct.render_meta(doc["meta"])) == (RESULTS / "convert_targets.md").read_text()
+
+
+def test_targets_line_counts_the_rows():
+    def r(drop, float_ops=(), same=1.0, ident=0.995, **kw):
+        return {"dataset": "d", "family": "mamba", "config": kw.get("config", "H8L1"), "params": 1, "n_ops": 3,
+                "float_ops": list(float_ops), "flatbuffer_bytes": 1, "flatbuffer_bytes_with_names": 2,
+                "arena_bytes": 3, "arena_head_bytes": 1, "arena_tail_bytes": 2, "paper": {}, "ram_classes": {},
+                "test_f1_float": 0.8, "test_f1_int8": 0.8 - drop / 100, "f1_drop_points": drop, "invoke_us_tflm": 5.0,
+                "tflm_matches_litert": {"share_identical": ident, "max_diff_steps": 1,
+                                        "share_same_window_prediction": same}}
+    rows = [r(0.5), r(-1.5, config="H4L1", ident=0.5), r(0.2, float_ops=["DEQUANTIZE"], same=0.98),
+            {"dataset": "d", "family": "mdcsa", "config": "H16L1", "error": "ValueError: x"}]
+    md = ct.markdown(rows, {"date": "d", "machine": "m", "epochs": 1, "patience": 1, "seed": 0, "notes": ["n"]})
+    assert ("Targets: 2/3 with zero float ops and running in TFLM; 2/3 within 1.0 F1 point (largest |drop| 1.50, "
+            "d mamba H4L1); 2/3 with TFLM and LiteRT deciding the same room on >= 99 % of windows, 2/3 with >= 99 % "
+            "bit-identical windows.") in md
+    assert "| d | mdcsa H16L1 | – |" in md and "error: ValueError: x" in md and md.endswith("* n\n")
+
+
+@pytest.mark.slow
+def test_run_one_trains_converts_and_diagnoses(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_TINYLOC_CACHE", str(tmp_path))
+    ds = synth_dataset(T=4, F=5, C=3, n=90, seed=0, name="toy")
+    row = ct.run_one(ds, "toy", "mdcsa", 4, 1, [], epochs=1, patience=1, calib_seeds=[1])
+    assert row["run_dir"] == str(tmp_path / "convert_targets" / "toy" / "mdcsa_h4l1")
+    assert (row["dataset"], row["family"], row["config"], row["paper"]) == ("toy", "mdcsa", "H4L1", {})
+    assert row["float_ops"] == [] and 0 < row["arena_head_bytes"] <= row["arena_bytes"]
+    assert row["f1_drop_points"] == pytest.approx(100 * (row["test_f1_float"] - row["test_f1_int8"]), abs=1e-3)
+    assert list(row["f1_drop_by_calibration_seed"]) == ["0", "1"]
+    assert row["f1_drop_by_calibration_seed"]["0"] == row["f1_drop_points"]
+    assert isinstance(row["f1_drop_points_minmax"], float)
+    assert (row["fidelity_diagnosis"] is None) == (abs(row["f1_drop_points"]) <= 1.0)
+    d = ct.diagnose(tmp_path / "convert_targets" / "toy" / "mdcsa_h4l1", ds, n_windows=10)
+    errs = [w["mean_err_steps"] for w in d["worst"]]
+    assert errs == sorted(errs, reverse=True) and len(errs) <= 5
+    first = d["first_op_over_1_step"]
+    assert first is None or first["mean_err_steps"] > 1.0
