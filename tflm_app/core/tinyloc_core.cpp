@@ -32,10 +32,18 @@ bool AllWithin(const float* v, int n, float m) {
   return true;
 }
 
-// clamp(round_half_away(v) + zero_point, -128, 127); NaN rounds to 0, the sum is exact in 64 bits.
+// clamp(round_half_away(v) + zero_point, -128, 127); NaN rounds to 0; exact for every int zero point.
 int8_t RoundToInt8(float v, int zero_point) {
   float r = v == v ? roundf(v) : 0.0f;  // half away from zero
-  const float big = 1099511627776.0f;   // 2^40: beyond it every int zero point saturates the same way
+  if (zero_point >= -128 && zero_point <= 127) {  // every valid setting: 32-bit, cheap on a Cortex-M
+    if (r > 512.0f) r = 512.0f;                   // beyond +-512 the sum saturates whatever the zero point
+    if (r < -512.0f) r = -512.0f;
+    int q = static_cast<int>(r) + zero_point;
+    if (q > 127) q = 127;
+    if (q < -128) q = -128;
+    return static_cast<int8_t>(q);
+  }
+  const float big = 1099511627776.0f;  // 2^40: beyond it every int zero point saturates the same way
   if (r > big) r = big;
   if (r < -big) r = -big;
   int64_t q = static_cast<int64_t>(r) + static_cast<int64_t>(zero_point);

@@ -133,8 +133,20 @@ int OnlineViterbi::Flush(uint8_t* labels) {
 
 void Requantize(const int8_t* src, int8_t* dst, int n, float src_scale, int src_zp, float dst_scale, int dst_zp) {
   const float ratio = dst_scale > 0.0f ? src_scale / dst_scale : 0.0f;
-  const float big = 1099511627776.0f;  // 2^40 (as tinyloc::Quantize)
+  const bool int8_zps = src_zp >= -128 && src_zp <= 127 && dst_zp >= -128 && dst_zp <= 127;
+  const float big = 1099511627776.0f;  // 2^40 (as tinyloc::Quantize): beyond it any zero point saturates alike
   for (int i = 0; i < n; ++i) {
+    if (int8_zps) {  // every valid quantization: 32-bit arithmetic, exact (|r| > 512 saturates anyway)
+      const float v = static_cast<float>(static_cast<int>(src[i]) - src_zp) * ratio;
+      float r = v == v ? roundf(v) : 0.0f;
+      if (r > 512.0f) r = 512.0f;
+      if (r < -512.0f) r = -512.0f;
+      int q = static_cast<int>(r) + dst_zp;
+      if (q > 127) q = 127;
+      if (q < -128) q = -128;
+      dst[i] = static_cast<int8_t>(q);
+      continue;
+    }
     const float v = static_cast<float>(static_cast<int64_t>(src[i]) - static_cast<int64_t>(src_zp)) * ratio;
     float r = v == v ? roundf(v) : 0.0f;
     if (r > big) r = big;
