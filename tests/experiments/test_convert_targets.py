@@ -64,17 +64,17 @@ def test_targets_line_counts_the_rows():
 @pytest.mark.slow
 def test_run_one_trains_converts_and_diagnoses(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_TINYLOC_CACHE", str(tmp_path))
-    ds = synth_dataset(T=4, F=5, C=3, n=90, seed=0, name="toy")
-    row = ct.run_one(ds, "toy", "mdcsa", 4, 1, [], epochs=1, patience=1, calib_seeds=[1])
-    assert row["run_dir"] == str(tmp_path / "convert_targets" / "toy" / "mdcsa_h4l1")
-    assert (row["dataset"], row["family"], row["config"], row["paper"]) == ("toy", "mdcsa", "H4L1", {})
+    ds = synth_dataset(T=4, F=5, C=3, n=90, seed=0, name="house-a")  # a registry name: train checks it
+    row = ct.run_one(ds, "house-a", "mdcsa", 4, 1, [], epochs=1, patience=1, calib_seeds=[1])
+    assert row["run_dir"] == str(tmp_path / "convert_targets" / "house-a" / "mdcsa_h4l1")
+    assert (row["dataset"], row["family"], row["config"], row["paper"]) == ("house-a", "mdcsa", "H4L1", {})
     assert row["float_ops"] == [] and 0 < row["arena_head_bytes"] <= row["arena_bytes"]
     assert row["f1_drop_points"] == pytest.approx(100 * (row["test_f1_float"] - row["test_f1_int8"]), abs=1e-3)
     assert list(row["f1_drop_by_calibration_seed"]) == ["0", "1"]
     assert row["f1_drop_by_calibration_seed"]["0"] == row["f1_drop_points"]
     assert isinstance(row["f1_drop_points_minmax"], float)
     assert (row["fidelity_diagnosis"] is None) == (abs(row["f1_drop_points"]) <= 1.0)
-    d = ct.diagnose(tmp_path / "convert_targets" / "toy" / "mdcsa_h4l1", ds, n_windows=10)
+    d = ct.diagnose(tmp_path / "convert_targets" / "house-a" / "mdcsa_h4l1", ds, n_windows=10)
     errs = [w["mean_err_steps"] for w in d["worst"]]
     assert errs == sorted(errs, reverse=True) and len(errs) <= 5
     first = d["first_op_over_1_step"]

@@ -129,7 +129,7 @@ def test_evaluate_int8_runs_val_and_test_through_tflm(tmp_path):
 
     ds = make_ds(n=80)
     run = tmp_path / "run"
-    train(TrainConfig(dataset="toy", model="mlp", hidden=8, layers=1, out=str(run), epochs=1, patience=1,
+    train(TrainConfig(dataset="sphere", model="mlp", hidden=8, layers=1, out=str(run), epochs=1, patience=1,
                       verbose=False), dataset=ds, log=lambda s: None)
     row = sm.evaluate_int8(run, ds, out=tmp_path / "int8")
     assert 0 < row["arena_bytes"] < 32 * 1024

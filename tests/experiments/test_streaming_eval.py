@@ -71,10 +71,10 @@ def test_eval_continuous_against_hand_labels():
 
 @pytest.mark.slow
 def test_evaluate_house_end_to_end(tmp_path, monkeypatch):
-    ds = synth_dataset(T=6, F=4, C=3, n=60, seed=0, name="house-x")
-    monkeypatch.setitem(se.CONFIGS, "house-x", ((4, 1),))
+    ds = synth_dataset(T=6, F=4, C=3, n=60, seed=0, name="house-b")  # a registry name: train checks it
+    monkeypatch.setitem(se.CONFIGS, "house-b", ((4, 1),))
     logs = []
-    h = se.evaluate_house("house-x", 2, tmp_path, log=logs.append, dataset=ds)
+    h = se.evaluate_house("house-b", 2, tmp_path, log=logs.append, dataset=ds)
     r = h["mamba"]["H4L1"]
     assert r["float_step_max_abs_diff"] < 1e-4 * max(1.0, r["emission_abs_max"])
     assert r["online_lag0_equals_window_viterbi"] is True  # lag-0 fixed-lag Viterbi == the window's last step
@@ -85,10 +85,10 @@ def test_evaluate_house_end_to_end(tmp_path, monkeypatch):
     mlp = h["mlp"]
     assert mlp["params"] == 6 * 4 * 32 + 32 + 32 * 3 + 3  # (T*F -> 32) + (32 -> C)
     assert mlp["hidden"] == se.MLP_HIDDEN and mlp["arena_bytes"] > 0
-    assert [s.split(" {")[0] for s in logs] == ["house-x H4L1", "house-x mlp"]
+    assert [s.split(" {")[0] for s in logs] == ["house-b H4L1", "house-b mlp"]
     # the trained run is cached: training again would fail
     import keras_tinyloc.training.train as train_mod
 
     monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("retrained a cached run"))
-    tagger, cfg, metrics = se.train_mamba(ds, "house-x", 4, 1, 2, tmp_path)
+    tagger, cfg, metrics = se.train_mamba(ds, "house-b", 4, 1, 2, tmp_path)
     assert metrics["params"] == r["params"] and cfg["model"] == "mamba"
