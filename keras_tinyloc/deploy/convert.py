@@ -362,6 +362,8 @@ def _write_device_files(out: Path, buf: bytes, rep: dict, ds, crf: dict, margin:
         end=[float(v) for v in crf["end"]], arena_bytes=int(rep["arena_bytes"]), arena_margin_bytes=int(margin),
         ops=list(rep["ops"]),
         feature_index=ds.meta.get("feature_index"),  # which raw AP each input reads (AP selection)
+        # the grid of a recordings file (--rate-hz, --hop-s): the device must cut the windows the model was trained on
+        **{k: int(ds.meta[k]) for k in ("hop", "step_ms", "ffill_steps") if k in ds.meta},
     )
     before = {p.name for p in out.iterdir()}
     export_c.write_model_data(out, buf)

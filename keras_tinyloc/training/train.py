@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from keras_tinyloc import paths
+from keras_tinyloc.data.registry import add_dataset_arguments, dataset_options
 from keras_tinyloc.errors import TinyLocError, check_positive_ints, cli_errors
 
 RUN_FILES = ("model.keras", "config.json", "metrics.json")
@@ -37,7 +38,8 @@ class TrainConfig:
     """Everything one training run depends on (written to ``config.json``).
 
     Attributes:
-        dataset: registry name (``uji``, ``uji-zones``, ``house-a`` … ``house-d``, ``sphere``).
+        dataset: registry name (``uji``, ``uji-zones``, ``house-a`` … ``house-d``, ``sphere``) or the path of a
+            recordings file/folder (docs/recordings-format.md).
         model: emitter family (``mdcsa``, ``mamba``, ``mlp``).
         hidden: H.  layers: L.
         out: RUN_DIR to write.
@@ -52,7 +54,8 @@ class TrainConfig:
         jit_compile: compile the train step with XLA.
         verbose: print one line per epoch.
         model_options: extra keyword arguments of the emitter builder (e.g. ``{"d_state": 16}``).
-        dataset_options: extra keyword arguments of the dataset loader (e.g. ``{"n_zones": 59}``).
+        dataset_options: extra keyword arguments of the dataset loader (e.g. ``{"n_zones": 59}``; a recordings
+            path's ``--rate-hz`` etc.), recorded so that convert/distill/qat rebuild the same windows.
     """
 
     dataset: str
@@ -394,7 +397,7 @@ def _load_tagger(model_path: Path, family: str | None):
 # ---------------------------------------------------------------------------------------------- CLI
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``distill``."""
-    parser.add_argument("--dataset", required=True, help="uji, uji-zones, house-a..house-d, sphere")
+    add_dataset_arguments(parser)  # --dataset NAME|PATH, --data-dir and the recordings options
     parser.add_argument("--model", required=True, help="emitter family: mdcsa, mamba or mlp")
     parser.add_argument("--hidden", type=int, required=True, help="hidden size H")
     parser.add_argument("--layers", type=int, required=True, help="layers / branches L")
@@ -409,7 +412,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="augmentation: probability of dropping each heard AP reading to 'not heard' (default 0)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--data-dir", default=None, help="raw data directory (default: $KERAS_TINYLOC_DATA, data/raw)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty RUN_DIR")
     parser.add_argument("--offset-db", type=float, default=0.0,
                         help="augmentation: one uniform ±dB offset per training window, a phone's gain (default 0)")
@@ -437,7 +439,8 @@ def config_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
         "epochs": ns.epochs, "patience": ns.patience, "batch_size": ns.batch_size, "lr": ns.lr,
         "weight_decay": ns.weight_decay, "ap_dropout": ns.ap_dropout, "offset_db": ns.offset_db,
         "seed": ns.seed, "model_options": {"input_power": ns.input_power} if ns.input_power != 1 else {},
-        "data_dir": ns.data_dir, "overwrite": ns.overwrite, "jit_compile": ns.jit_compile, "verbose": not ns.quiet,
+        "data_dir": ns.data_dir, "dataset_options": dataset_options(ns), "overwrite": ns.overwrite,
+        "jit_compile": ns.jit_compile, "verbose": not ns.quiet,
     }
 
 

@@ -306,3 +306,24 @@ def test_calibration_minmax_is_recorded_and_is_a_cli_choice(run_dir, ds, tmp_pat
     assert "| int8 calibration | minmax |" in (out / "report.md").read_text()
     assert convert.build_parser().parse_args([str(run_dir)]).calibration == "mse"
     assert convert.build_parser().parse_args([str(run_dir), "--calibration", "minmax"]).calibration == "minmax"
+
+
+def test_device_settings_take_a_recordings_grid(tmp_path):
+    """A recordings dataset at 10 Hz with 2 s windows and a 1 s hop: model_settings.h must cut the same windows."""
+    from keras_tinyloc.data.recordings import load_recordings
+
+    rng = np.random.default_rng(0)
+    rows = ["time,ap,rssi,room,session"]
+    for s in range(3):
+        for k in range(10 * 240):
+            room = ("hall", "kitchen")[(k // 600) % 2]
+            rows += [f"{0.1 * k:.1f},{ap},{-50 - 25 * (room != loud) - int(rng.integers(0, 5))},{room},s{s}"
+                     for ap, loud in (("b1", "hall"), ("b2", "kitchen")) if rng.random() < 0.8]
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
+    ds = load_recordings(tmp_path / "r.csv", rate_hz=10, window_s=2, hop_s=1)
+    rep = {"input": {"scale": 1 / 255, "zero_point": -128}, "output": {"scale": 0.1, "zero_point": 0},
+           "arena_bytes": 4096, "ops": ["FULLY_CONNECTED"]}
+    crf = {"transitions": np.zeros((2, 2)).tolist(), "start": [0.0, 0.0], "end": [0.0, 0.0]}
+    s = convert._device_settings(rep, ds, crf, 256, "mine")
+    assert (s.window, s.hop, s.step_ms, s.ffill_steps) == (20, 10, 100, 10)
+    assert s.class_names == ["hall", "kitchen"] and s.feature_names == ["b1", "b2"]

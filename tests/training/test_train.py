@@ -161,3 +161,32 @@ def test_cli_accepts_input_power_and_offset(tmp_path):
                                               "--out", str(tmp_path / "r"), "--input-power", "3", "--offset-db", "8"])
     kw = train_mod.config_kwargs(ns)
     assert kw["model_options"] == {"input_power": 3} and kw["offset_db"] == 8.0
+
+
+def test_a_recordings_path_and_its_options_are_recorded_and_reloaded(tmp_path):
+    """--dataset PATH with --window-s/--hop-s: config.json records the options and the names, and load_run_dataset
+    (what convert, distill and qat call) rebuilds byte-identical windows."""
+    from keras_tinyloc.data.registry import load_dataset
+
+    rng = np.random.default_rng(0)
+    rows = ["time,ap,rssi,room,session"]
+    for s in range(3):
+        for k in range(5 * 240):
+            room = ("hall", "kitchen")[(k // 300) % 2]
+            for ap, loud in (("b1", "hall"), ("b2", "kitchen")):
+                if rng.random() < 0.8:
+                    rows.append(f"{0.2 * k:.1f},{ap},{-50 - 25 * (room != loud) - int(rng.integers(0, 5))},{room},s{s}")
+    f = tmp_path / "house.csv"
+    f.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert train_mod.main(["--dataset", str(f), "--window-s", "2", "--hop-s", "1", "--model", "mlp", "--hidden", "4",
+                           "--layers", "1", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == str(f) and config["dataset_options"] == {"window_s": 2.0, "hop_s": 1.0}
+    assert config["class_names"] == ["hall", "kitchen"] and config["feature_names"] == ["b1", "b2"]
+    assert config["input_shape"] == [10, 2]
+    again = train_mod.load_run_dataset(config)
+    ref = load_dataset(str(f), window_s=2.0, hop_s=1.0)
+    assert again.x_test.tobytes() == ref.x_test.tobytes() and again.meta["hop"] == 5
+    assert train_mod.main(["--dataset", "house-a", "--rate-hz", "10", "--model", "mlp", "--hidden", "4", "--layers",
+                           "1", "--out", str(tmp_path / "r2")]) == 2
