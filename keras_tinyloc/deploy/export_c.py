@@ -132,6 +132,16 @@ RESOLVER_METHODS: dict[str, str] = {
 }
 
 
+# Limits of tinyloc::CheckSettings (tflm_app/core/tinyloc_core.h: kMaxWindow, kMaxFeatures, kMaxAbsDbm, kMaxScale,
+# kMaxAbsScore); tests/deploy/test_core_sanitizers.py reads them from the header and compares.
+DEVICE_MAX_WINDOW = 4096
+DEVICE_MAX_FEATURES = 4096
+DEVICE_MAX_ABS_DBM = np.float32(1e6)
+DEVICE_MAX_SCALE = np.float32(1e6)
+DEVICE_MAX_ABS_SCORE = np.float32(1e30)
+INT32_MAX = 2**31 - 1
+
+
 @dataclasses.dataclass
 class DeviceSettings:
     """Everything the device needs besides the flatbuffer (written to ``model_settings.h``).
@@ -177,13 +187,25 @@ class DeviceSettings:
     feature_index: list[int] | None = None
 
     def validate(self) -> None:
-        """Raise TinyLocError naming the first field that is inconsistent."""
+        """Raise TinyLocError naming the first field that is inconsistent.
+
+        The same rules as ``tinyloc::CheckSettings`` (``tflm_app/core/tinyloc_core.h``; ``device.check_settings``
+        gives its status), on the float32 values the header holds, plus what only Python can see (list lengths).
+        """
         name = f"device settings of {self.model_name!r}"
         for field in ("window", "n_features", "n_classes", "hop", "step_ms"):
             if int(getattr(self, field)) < 1:
                 raise TinyLocError(f"{name}: {field} = {getattr(self, field)} must be >= 1")
         if self.n_classes > 255:
             raise TinyLocError(f"{name}: n_classes = {self.n_classes}; the device decoder supports at most 255")
+        for field, most in (("window", DEVICE_MAX_WINDOW), ("n_features", DEVICE_MAX_FEATURES),
+                            ("hop", INT32_MAX), ("step_ms", INT32_MAX), ("ffill_steps", INT32_MAX)):
+            if int(getattr(self, field)) > most:
+                raise TinyLocError(f"{name}: {field} = {getattr(self, field)}; the device core supports at most {most}")
+        if int(self.ffill_steps) < 0:
+            raise TinyLocError(f"{name}: ffill_steps = {self.ffill_steps} must be >= 0")
+        if not self.ops:
+            raise TinyLocError(f"{name}: ops is empty (the model uses no operator?)")
         sizes = {
             "class_names": (len(self.class_names), self.n_classes),
             "feature_names": (len(self.feature_names), self.n_features),
@@ -199,10 +221,31 @@ class DeviceSettings:
         for i, row in enumerate(self.transitions):
             if len(row) != self.n_classes:
                 raise TinyLocError(f"{name}: transitions row {i} has {len(row)} entries, expected {self.n_classes}")
-        for field in ("input_scale", "output_scale"):
-            v = float(getattr(self, field))
-            if not (v > 0 and math.isfinite(v)):
-                raise TinyLocError(f"{name}: {field} = {v} must be a positive finite number")
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # float32 as on the device
+            for field in ("input_scale", "output_scale"):
+                v = float(getattr(self, field))
+                if not (v > 0 and math.isfinite(v) and 0 < np.float32(v) <= DEVICE_MAX_SCALE):
+                    raise TinyLocError(f"{name}: {field} = {v} must be in (0, {DEVICE_MAX_SCALE:g}] as a float32")
+            dbm = {"fill_dbm": np.float32([self.fill_dbm]), "scale_low": np.asarray(self.scale_low, np.float32),
+                   "scale_high": np.asarray(self.scale_high, np.float32)}
+            for field, v in dbm.items():
+                bad = np.flatnonzero(~(np.abs(v) <= DEVICE_MAX_ABS_DBM))
+                if len(bad):
+                    where = "" if field == "fill_dbm" else f"[{bad[0]}]"
+                    raise TinyLocError(f"{name}: {field}{where} = {float(v[bad[0]])} is not a finite dBm value "
+                                       f"within +-{DEVICE_MAX_ABS_DBM:g}")
+            span = dbm["scale_high"] - dbm["scale_low"]
+            inv = np.float32(1) / np.where(span > 0, span, np.float32(1))
+            bad = np.flatnonzero((span > 0) & ~np.isfinite(inv))
+            if len(bad):
+                raise TinyLocError(f"{name}: scale_high[{bad[0]}] - scale_low[{bad[0]}] = {float(span[bad[0]])!r} is "
+                                   "too small to divide by in float32")
+            for field in ("transitions", "start", "end"):
+                v = np.asarray(getattr(self, field), np.float32).reshape(-1)
+                bad = np.flatnonzero(~(np.abs(v) <= DEVICE_MAX_ABS_SCORE))
+                if len(bad):
+                    raise TinyLocError(f"{name}: {field} value {float(v[bad[0]])} is not finite or beyond "
+                                       f"+-{DEVICE_MAX_ABS_SCORE:g}")
         for field in ("input_zero_point", "output_zero_point"):
             v = int(getattr(self, field))
             if not -128 <= v <= 127:

@@ -31,6 +31,7 @@ from keras_tinyloc.errors import TinyLocError, cli_errors
 from keras_tinyloc.deploy.export_c import DeviceSettings, read_device_settings
 
 Predict = Callable[[np.ndarray], np.ndarray]  # (B,T,F) int8 -> (B,T,C) int8
+TFLM_ARENA = 1024 * 1024  # host interpreter arena (run_tflm's default)
 
 
 @dataclasses.dataclass
@@ -131,8 +132,9 @@ def expected_errors(settings: DeviceSettings, lines: list[SessionLine]):
     """The board's verdict on each line, from the device twins: (errors, valid t, ap, rssi)."""
     errors, keep, last = [], [], None
     for ln in lines:
-        parsed = device.parse_line(ln.text)
-        code = device.ERR_PARSE if parsed is None else device.check_reading(settings, *parsed, last)
+        code, parsed = device.line_status(ln.text)
+        if parsed is not None:
+            code = device.check_reading(settings, *parsed, last)
         if code:
             errors.append((ln.where, code, device.STATUS[code]))
         else:
@@ -154,17 +156,33 @@ def host_rooms(settings: DeviceSettings, t, ap, rssi, predict: Predict) -> dict[
     return {int(e): int(lab[-1]) for e, lab in zip(ends, labels)}
 
 
-def tflm_predict(tflite_path: Path) -> Predict:
-    """Run the converted model in TFLM on the host (keras_tinyloc.deploy.tflm.run_tflm)."""
+def tflm_predict(tflite_path: Path, settings: DeviceSettings | None = None) -> Predict:
+    """Run the converted model in TFLM on the host (keras_tinyloc.deploy.tflm.run_tflm), checked before any serial
+    traffic: the flatbuffer must parse, match ``settings`` as the board's boot check would (:func:`device.check_model`),
+    and build and run in a child process first (a corrupt flatbuffer can crash TFLM's C++, which must not take
+    replay down with it)."""
+    from keras_tinyloc.deploy import tflite_inspect, tflm
+
     try:
         buf = tflite_path.read_bytes()
     except OSError as exc:
         raise TinyLocError(f"{tflite_path}: cannot read the model ({exc.strerror})") from None
+    try:
+        info = tflite_inspect.inspect_tflite(buf)
+        info.input(0), info.output(0)
+    except TinyLocError as exc:
+        raise TinyLocError(f"{tflite_path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - flatbuffers raises assorted errors on garbage
+        raise TinyLocError(f"{tflite_path}: not a valid .tflite flatbuffer ({type(exc).__name__})") from None
+    code = device.check_model(settings, info) if settings is not None else device.OK
+    if code:
+        raise TinyLocError(f"{tflite_path}: E{code} {device.STATUS[code]}: the model does not match its device "
+                           "settings (export both from one convert)")
+    if not tflm.arena_works(buf, TFLM_ARENA):
+        raise TinyLocError(f"{tflite_path}: TFLM cannot build and run this model (a corrupt .tflite file?)")
 
     def predict(x: np.ndarray) -> np.ndarray:
-        from keras_tinyloc.deploy import tflm
-
-        y, _ = tflm.run_tflm(buf, x)
+        y, _ = tflm.run_tflm(buf, x, arena=TFLM_ARENA)
         return y
 
     return predict
@@ -238,6 +256,7 @@ def parse_board_lines(lines: list[str], sent: list[SessionLine]):
             continue
         try:
             if parts[0] == "room" and len(parts) >= 4:
+                int(parts[1])  # a room line whose reading number is garbled is noise too
                 rooms[int(parts[2])] = int(parts[3])
             elif parts[0] == "error" and len(parts) >= 4 and parts[2].startswith("E"):
                 n = int(parts[1])
@@ -329,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = default_session(run_dir, args.session)
     if args.max_readings > 0:
         lines = lines[: args.max_readings]
-    predict = tflm_predict(conv / "model.tflite")
+    predict = tflm_predict(conv / "model.tflite", settings)
     link = BoardLink(args.port, args.baud)
     try:
         res = replay(link, settings, lines, predict, args.timeout, args.line_delay_ms / 1000.0)

@@ -107,13 +107,19 @@ def convert_step_model(step_model, x_train: np.ndarray, n_windows: int = 64, n_c
 def requantize(q: np.ndarray, src: tuple[float, int], dst: tuple[float, int]) -> np.ndarray:
     """int8 ``q`` in quantization ``src=(scale, zp)`` -> int8 in ``dst``: ``clamp(round_half_away((q - zs) * ss / sd) + zd)``.
 
-    Computed in float32 in this order (``(float)(q - zs) * (ss / sd)``) like the C++ twin, so both round identically.
+    Computed in float32 in this order (``(float)(q - zs) * (ss / sd)``) like the C++ twin, so both round identically;
+    total like it too: a ``dst`` scale that is not > 0 gives ratio 0, a NaN product rounds to 0, +-inf saturates, zero
+    points are applied exactly (64-bit integers).
     """
     from keras_tinyloc.deploy.quantize import round_half_away
 
-    ratio = np.float32(np.float32(src[0]) / np.float32(dst[0]))
-    v = (np.asarray(q, np.int32) - src[1]).astype(np.float32) * ratio
-    return np.clip(round_half_away(v) + dst[1], -128, 127).astype(np.int8)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        sd = np.float32(dst[0])
+        ratio = np.float32(np.float32(src[0]) / sd) if sd > 0 else np.float32(0)
+        v = (np.asarray(q, np.int64) - int(src[1])).astype(np.float32) * ratio
+        big = np.float32(2**40)  # as the C++: beyond it every zero point saturates the same way
+        r = np.clip(round_half_away(np.where(np.isnan(v), np.float32(0), v)), -big, big).astype(np.int64)
+    return np.clip(r + int(dst[1]), -128, 127).astype(np.int8)
 
 
 class Int8Stepper:

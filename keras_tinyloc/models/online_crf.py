@@ -28,6 +28,10 @@ import numpy as np
 
 from keras_tinyloc.errors import TinyLocError
 
+# Limits of the C++ twin's Init (tflm_app/core/tinyloc_online.h: kMaxLag; tinyloc_core.h: kMaxAbsScore).
+MAX_LAG = 4096
+MAX_ABS_SCORE = np.float32(1e30)
+
 
 class OnlineViterbi:
     """Fixed-lag Viterbi over a stream of emissions ``e_t (C,)`` (module docstring: equations, exactness, memory).
@@ -43,8 +47,13 @@ class OnlineViterbi:
         c = len(self.start)
         if self.trans.shape != (c, c) or self.end.shape != (c,):
             raise TinyLocError(f"CRF scores: transitions {self.trans.shape}, start {self.start.shape}, end {self.end.shape}")
-        if isinstance(lag, bool) or int(lag) != lag or lag < 0:
-            raise TinyLocError(f"lag={lag!r}: must be a non-negative integer")
+        if isinstance(lag, bool) or int(lag) != lag or not 0 <= lag <= MAX_LAG:
+            raise TinyLocError(f"lag={lag!r}: must be an integer in 0..{MAX_LAG}")
+        if not 1 <= c <= 255:
+            raise TinyLocError(f"CRF scores: {c} classes; the device decoder supports 1..255")
+        for name, v in (("transitions", self.trans), ("start", self.start), ("end", self.end)):
+            if not np.all(np.abs(v) <= MAX_ABS_SCORE):
+                raise TinyLocError(f"CRF scores: {name} holds a value that is not finite or beyond +-{MAX_ABS_SCORE:g}")
         self.lag = int(lag)
         self.reset()
 

@@ -132,3 +132,61 @@ def test_stream_requires_draining(tmp_path):
     # r0: not initialised; r1: not drained; steps 0..1 finished -> window ending at step 1 only; then accepted
     assert got == ["9", "8", "1", "0", "windows_not_drained"]
     assert device.STATUS[8] == "windows_not_drained"
+
+
+# ------------------------------------------------------------------------------------ time jumps and gaps (issue 13)
+def jumpy_readings(rng, st, n=900, t0=-5_000):
+    """A session with every kind of gap: bursts, gaps of exactly G and G + 1 steps (G = max(T, 20)), the issue's
+    far-future jump (999999999999 ms), a jump to ~1e18, times around 0 and negative."""
+    g = max(st.window, 20) * st.step_ms
+    gaps = rng.choice([0, 1, 60, 199, 200, 400, 1300, 2600], size=n, p=[.1, .05, .3, .15, .1, .15, .1, .05])
+    gaps = gaps.astype(np.int64)
+    at = rng.choice(np.arange(20, n - 20), size=12, replace=False)
+    specials = [g - 1, g, g + 1, g + 199, g + 200, g + 201, 999_999_999_999, 3 * g, 999_999_999_999, g + 200,
+                g * 7, 1]
+    gaps[at] = specials
+    t = t0 + np.cumsum(gaps)
+    t[-30:] = t[-30:] + (999_999_999_999_999_000 - t[-30])  # the last readings near the parser's limit (1e18)
+    return t, rng.integers(0, st.n_features, n), rng.integers(-127, 1, n)
+
+
+@pytest.mark.parametrize("window,hop,cap", [(20, 10, 1 << 30), (7, 3, 1 << 30), (30, 10, 1 << 30), (20, 10, 97)])
+def test_gaps_restart_the_stream_identically_in_cpp_and_python(tmp_path, window, hop, cap):
+    """A gap longer than G = max(T, 20) steps restarts the grid in O(1) (no windows for the gap), the same on both
+    sides: C++ harness (built with ASan/UBSan), the device twin and an independent per-segment pipeline. cap: the
+    segment-length limit, lowered at compile time to exercise that rule too."""
+    rng = np.random.default_rng(window + cap)
+    st = hd.make_settings(rng, window=window, n_features=5, n_classes=4, hop=hop)
+    t, ap, rssi = jumpy_readings(rng, st)
+    t, ap, rssi = hd.corrupt(rng, t, ap, rssi, st.n_features)
+    hd.write_harness(tmp_path, st, t, ap, rssi)
+    exe = hd.host_compile(tmp_path, [hd.HARNESS], flags=(*hd.SANITIZE, f"-DTINYLOC_MAX_SEGMENT_STEPS={cap}"))
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "runtime error" not in res.stderr, res.stderr[-2000:]
+    out = hd.parse_output(res.stdout, st)
+
+    want, ends, errors = hd.python_stream(st, t, ap, rssi, max_segment_steps=cap)
+    assert [c for _, c in out["errors"]] == [c for _, c in errors] == [1, 1, 3, 3, 2]
+    np.testing.assert_array_equal(out["windows"], want)
+    np.testing.assert_array_equal(out["ends"], ends)
+    k = np.setdiff1d(np.arange(len(t)), [i for i, _ in errors])
+    twin, twin_ends = device.input_windows(st, np.array(t)[k], np.array(ap)[k], np.array(rssi)[k],
+                                           max_segment_steps=cap)
+    np.testing.assert_array_equal(twin, want)
+    np.testing.assert_array_equal(twin_ends, ends)
+    # the gaps cost nothing: ~0.9 k readings span ~1e18 ms, yet the windows are those of the readings' own steps
+    n_seg = len(hd.segments(st, np.array(t)[k], cap))
+    assert n_seg >= 8 and len(want) < len(t) and np.all(np.diff(ends) > 0)
+
+
+def test_segment_numbering_twin():
+    """reading_steps: steps continue across a restart (segment k's step 0 = segment k-1's last step + 1)."""
+    st = hd.make_settings(np.random.default_rng(0), window=20)
+    t = [0, 150, 200, 4_400, 4_401, 999_999_999_999, 999_999_999_999 + 4_000, 999_999_999_999 + 8_201]
+    seg, number = device.reading_steps(st, t)
+    # 4400 is step 22, 21 after the previous reading's step 1 (> G = 20): a new segment; +4000 is step 20 of its
+    # segment, exactly G after step 0: the same; +8201 is step 41, 21 after step 20: a new one
+    assert seg.tolist() == [0, 0, 0, 1, 1, 2, 2, 3]
+    assert number.tolist() == [0, 0, 1, 2, 2, 3, 23, 24]
+    assert device.segment_starts(st, t) == [0, 3, 5, 7]
+    assert device.segment_starts(st, t, max_segment_steps=10) == [0, 3, 5, 6, 7]

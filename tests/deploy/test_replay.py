@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import tty
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings as hsettings, strategies as st_
 
 from keras_tinyloc.deploy import device, replay
 from keras_tinyloc.errors import TinyLocError
@@ -170,7 +172,7 @@ def test_cli_end_to_end(board, tmp_path, monkeypatch, capsys, flip, want_rc):
     t, ap, rssi = session(np.random.default_rng(3), n=200)
     f = tmp_path / "s.csv"
     f.write_text("".join(f"{a},{b},{c}\n" for a, b, c in zip(t, ap, rssi)))
-    monkeypatch.setattr(replay, "tflm_predict", lambda path: fake_predict(st))
+    monkeypatch.setattr(replay, "tflm_predict", lambda path, settings=None: fake_predict(st))
     proc, master, slave, port = start_double(exe, *flip)
     try:
         rc = replay.main([str(tmp_path / "run"), "--port", port, "--convert-dir", str(d), "--session", str(f),
@@ -317,3 +319,129 @@ def test_default_session_is_the_first_living_recording_of_the_house(tmp_path):
     (run / "config.json").write_text(json.dumps({"dataset": "uji"}))
     with pytest.raises(TinyLocError, match="dataset 'uji' has no recorded BLE session here; give --session"):
         replay.default_session(run, None)
+
+
+# ------------------------------------------------------------------------------------------------ issue 13
+def test_replay_far_future_jump_agrees_and_stays_bounded(board):
+    """The issue's line ``999999999999,0,-50`` inside a session: board and host both restart the stream at the jump
+    (a gap longer than max(T, 20) steps), agree on every window, and neither runs the model for the 31 years."""
+    st, d, exe = board
+    t, ap, rssi = session(np.random.default_rng(21), n=300)
+    t = np.concatenate([t[:150], t[150:] - t[150] + 999_999_999_999])
+    lines = replay.session_from_arrays(t, ap, rssi, "jump")
+    res = run_replay(exe, st, lines)
+    assert res.agreement == 1.0 and res.board_rooms == res.host_rooms and res.board_errors == []
+    assert 40 < len(res.host_rooms) < 300 and max(res.host_rooms) < 10_000  # step numbers of the readings' own time
+    assert res.seconds < 10
+
+
+def _mutated(buf: bytes, edit) -> bytes:
+    import flatbuffers
+
+    from keras_tinyloc.deploy import tflite_inspect
+
+    schema = tflite_inspect._schema()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(buf), 0))
+    edit(model)
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("garbage", r"not a valid \.tflite flatbuffer"),
+    ("truncated", r"not a valid \.tflite flatbuffer"),
+    ("op_input_out_of_range", r"TFLM cannot build and run this model"),  # parses, but crashes TFLM in-process
+    ("other_model", r"E5 model_input_mismatch: the model does not match its device settings"),
+])
+def test_cli_corrupt_model_is_a_one_line_error(real_model, tmp_path, capsys, kind, message):
+    """replay checks the model before it opens the port: one line, exit 2, never a traceback or a crash."""
+    from keras_tinyloc.deploy import export_c
+
+    st, buf, _ = real_model
+    conv = tmp_path / "conv"
+    conv.mkdir()
+    if kind == "other_model":
+        st = export_c.DeviceSettings(**{**st.__dict__, "window": st.window + 1})
+    export_c.write_model_settings(conv, st)
+    model = {"garbage": bytes(np.random.default_rng(0).integers(0, 256, len(buf), dtype=np.uint8)),
+             "truncated": buf[: len(buf) // 2],
+             "op_input_out_of_range": _mutated(buf, lambda m: m.subgraphs[0].operators[0].inputs.__setitem__(0, 999)),
+             "other_model": buf}[kind]
+    (conv / "model.tflite").write_bytes(model)
+    (tmp_path / "s.csv").write_text("1000,0,-50\n")
+    rc = replay.main([str(tmp_path), "--port", str(tmp_path / "no-such-port"), "--convert-dir", str(conv),
+                      "--session", str(tmp_path / "s.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("error: ") and "model.tflite" in err, err
+    assert re.search(message, err), err
+
+
+# ------------------------------------------------------------------------------------------------ parsers (hypothesis)
+READING = st_.tuples(st_.integers(-(10**17), 10**17), st_.integers(-5, 20), st_.integers(-130, 5))
+
+
+@hsettings(max_examples=60, deadline=None, database=None)
+@given(st_.lists(st_.tuples(READING, st_.sampled_from(["", " ", "\t"]), st_.integers(0, 2)), min_size=1, max_size=30),
+       st_.booleans(), st_.sampled_from(["\n", "\r\n"]))
+def test_read_session_file_round_trip(readings, header, newline):
+    """Readings written with padding, comments and blank lines, an optional header -> read_session_file gives
+    exactly the readings back (through device.parse_line) and names each one's file line."""
+    import tempfile
+
+    text, want_lines = ["time_ms,ap,rssi"] if header else [], []
+    for (t, a, r), pad, extra in readings:
+        text += ["# a comment", ""][:extra]
+        text.append(f"{pad}{t},{pad}{a},{r}{pad}")
+        want_lines.append(len(text))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.csv"
+        path.write_bytes(newline.join(text).encode())
+        got = replay.read_session_file(path)
+    assert [device.parse_line(ln.text) for ln in got] == [r for r, _, _ in readings]
+    assert [ln.where for ln in got] == [f"{path}:{i}" for i in want_lines]
+
+
+@hsettings(max_examples=60, deadline=None, database=None)
+@given(st_.dictionaries(st_.integers(0, 10**12), st_.integers(0, 254), max_size=20),
+       st_.lists(st_.tuples(st_.integers(-3, 40), st_.sampled_from(sorted(device.STATUS))), max_size=10),
+       st_.one_of(st_.none(), st_.tuples(*[st_.integers(0, 10**9)] * 3)),
+       st_.lists(st_.text(max_size=20).filter(lambda s: s.split()[:1] not in (["room"], ["error"], ["done"])),
+                 max_size=5))
+def test_parse_board_lines_round_trip(rooms, errors, done, noise):
+    """Board lines printed as tinyloc_app prints them (plus boot noise and malformed lines) -> parse_board_lines
+    returns the same rooms, errors (with their session line) and done counts."""
+    sent = [replay.SessionLine(f"s.csv:{i + 1}", "0,0,0") for i in range(30)]
+    lines = [f"room {i} {e} {c} name{c}" for i, (e, c) in enumerate(rooms.items())]
+    lines += [f"error {n} E{code} {device.STATUS[code]}" for n, code in errors]
+    lines += noise + ["room x 1 2 a", "error 1 Ex bad", "done a b c"]  # malformed: ignored
+    if done is not None:
+        lines.append("done " + " ".join(map(str, done)))
+    got_rooms, got_errors, got_done = replay.parse_board_lines(lines, sent)
+    assert got_rooms == rooms and got_done == done
+    assert got_errors == [(f"s.csv:{n}" if 1 <= n <= 30 else f"board line {n}", code, device.STATUS[code])
+                          for n, code in errors]
+
+
+@hsettings(max_examples=60, deadline=None, database=None)
+@given(st_.lists(st_.tuples(st_.integers(-(10**17), 10**17), st_.integers(0, 30),
+                            st_.floats(-127.4, 0.4, allow_nan=False)), max_size=40))
+def test_session_from_arrays_round_trip(readings):
+    """Arrays -> lines -> device.parse_line: the readings in stable time order, RSSI rounded half to even."""
+    t, ap, rssi = (np.array([r[k] for r in readings], dtype) for k, dtype in ((0, np.int64), (1, np.int64),
+                                                                              (2, np.float64)))
+    lines = replay.session_from_arrays(t, ap, rssi, "rec")
+    order = sorted(range(len(readings)), key=lambda i: readings[i][0])  # Python's sort is stable
+    assert [device.parse_line(ln.text) for ln in lines] == [
+        (readings[i][0], readings[i][1], int(np.rint(readings[i][2]))) for i in order]
+    assert [ln.where for ln in lines] == [f"rec:reading {i + 1}" for i in order]
+
+
+def test_expected_errors_long_and_nul_lines_are_bad_lines(board):
+    """What the board does with a line too long for its buffer (kMaxLine) or holding a NUL: E10, like any bad line."""
+    st = board[0]
+    lines = [replay.SessionLine(f"s:{i}", x) for i, x in enumerate(
+        ["1000,0,-50", "1001," + " " * 60 + "0,-50", "1002,0,-50\0", "1003,1,-40", "1004,0,-5é"])]
+    errors, t, ap, rssi = replay.expected_errors(st, lines)
+    assert errors == [("s:1", 10, "bad_line"), ("s:2", 10, "bad_line"), ("s:4", 10, "bad_line")]
+    assert t.tolist() == [1000, 1003]

@@ -25,7 +25,7 @@ uint8_t g_labels[model_settings::kWindow];
 int DrainWindows(tinyloc::Stream& stream) {
   int n = 0;
   while (stream.NextWindow(g_input)) {
-    printf("W %ld ", static_cast<long>(stream.last_window_end()));
+    printf("W %lld ", static_cast<long long>(stream.last_window_end()));
     for (int i = 0; i < model_settings::kWindow * model_settings::kNumFeatures; ++i) {
       printf("%02x", static_cast<unsigned>(static_cast<uint8_t>(g_input[i])));
     }

@@ -91,10 +91,18 @@ def parse_output(text: str, settings) -> dict:
     return out
 
 
-def host_compile(out_dir: Path, sources: list[Path], exe: str = "harness", cxx: str = "g++") -> Path:
-    """g++ -std=c++11 -Wall -Wextra -Werror -O2 the core + given sources with out_dir on the include path."""
+SANITIZE = ["-fsanitize=address,undefined", "-fsanitize=float-cast-overflow,float-divide-by-zero",
+            "-fno-sanitize-recover=all", "-g", "-O1"]  # any report aborts the program (issue 13)
+
+
+def host_compile(out_dir: Path, sources: list[Path], exe: str = "harness", cxx: str = "g++",
+                 flags: tuple[str, ...] = ("-O2",)) -> Path:
+    """g++ -std=c++11 -Wall -Wextra -Werror the core + given sources with out_dir on the include path.
+
+    ``flags``: optimisation / sanitizer / -D flags (default -O2; :data:`SANITIZE` for a sanitizer build).
+    """
     out_dir = Path(out_dir)
-    cmd = [cxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", f"-I{CORE}", f"-I{out_dir}",
+    cmd = [cxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", *flags, f"-I{CORE}", f"-I{out_dir}",
            str(CORE / "tinyloc_core.cpp"), *map(str, sources), "-o", str(out_dir / exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
@@ -143,8 +151,32 @@ def corrupt(rng, t, ap, rssi, n_features):
     return t, ap, rssi
 
 
+def segments(settings, t, max_segment_steps=1 << 30):
+    """Independent statement of the gap rule (tinyloc_core.h, "Gaps"), vectorised per segment instead of the
+    twins' reading-by-reading loop: from a segment's first reading, cut at the first reading whose step is more
+    than max(T, 20) past the previous reading's step or beyond ``max_segment_steps``. Returns ``[(start, stop)]``."""
+    t = np.asarray(t, np.int64)
+    out, start = [], 0
+    while start < len(t):
+        steps = (t[start:] - t[start]) // settings.step_ms
+        gap = np.diff(steps) > max(settings.window, 20)
+        cut = np.flatnonzero(np.concatenate([[False], gap]) | (steps > max_segment_steps))
+        stop = start + (int(cut[0]) if len(cut) else len(steps))
+        out.append((start, stop))
+        start = stop
+    return out
+
+
 def python_windows(settings, t, ap, rssi):
-    """Independent pipeline: validate in order, grid, windows, MinMaxScaling, quantize."""
+    """:func:`python_stream` without the end steps: ``(B, T, F)`` int8 windows and the errors."""
+    x, _, errors = python_stream(settings, t, ap, rssi)
+    return x, errors
+
+
+def python_stream(settings, t, ap, rssi, max_segment_steps=1 << 30):
+    """Independent pipeline: validate in order, cut segments, grid, windows, MinMaxScaling, quantize.
+
+    Returns the ``(B, T, F)`` int8 windows, their end step numbers (segments back to back) and the errors."""
     keep, errors, last = [], [], None
     for i, (ti, ai, ri) in enumerate(zip(t, ap, rssi)):
         code = device.check_reading(settings, ti, ai, ri, last)
@@ -153,11 +185,17 @@ def python_windows(settings, t, ap, rssi):
         else:
             keep.append(i)
             last = ti
-    k = np.array(keep)
-    grid = W.packets_to_grid(np.array(t)[k], np.array(ap)[k], np.array(rssi)[k], settings.n_features)
-    raw, _ = W.make_windows(grid, np.zeros(len(grid)), settings.window, settings.hop)
+    k = np.array(keep, np.int64)
+    t, ap, rssi = np.array(t, np.int64)[k], np.array(ap)[k], np.array(rssi)[k]
     scaling = MinMaxScaling(np.float32(settings.scale_low), np.float32(settings.scale_high))
-    return quantize(scaling.transform(raw), settings.input_scale, settings.input_zero_point), errors
+    xs, ends, base = [np.zeros((0, settings.window, settings.n_features), np.int8)], [np.zeros(0, np.int64)], 0
+    for a, b in segments(settings, t, max_segment_steps):
+        grid = W.packets_to_grid(t[a:b] - t[a], ap[a:b], rssi[a:b], settings.n_features)
+        raw, _ = W.make_windows(grid, np.zeros(len(grid)), settings.window, settings.hop)
+        xs.append(quantize(scaling.transform(raw), settings.input_scale, settings.input_zero_point))
+        ends.append(base + settings.window - 1 + settings.hop * np.arange(len(raw), dtype=np.int64))
+        base += len(grid)
+    return np.concatenate(xs), np.concatenate(ends), errors
 
 
 def viterbi_reference(settings, cases):
