@@ -26,11 +26,7 @@ import math
 import sys
 from typing import Any, Callable
 
-import keras
-import tensorflow as tf
-
 from keras_tinyloc.errors import TinyLocError, cli_errors
-from keras_tinyloc.models.tagger import apply_gradients, mean_crf_nll
 from keras_tinyloc.training.train import (
     TrainConfig,
     add_common_arguments,
@@ -47,77 +43,101 @@ from keras_tinyloc.training.train import (
 )
 
 
-class Distiller(keras.Model):
-    """Student + frozen teacher CRF taggers; ``fit`` trains the student on L = alpha·L_S + (1−alpha)·L_D.
+_DISTILLER = None
 
-    Args:
-        student, teacher: :class:`~keras_tinyloc.models.tagger.CRFTagger` with the same C; inputs ``(B,T,F)``.
-        alpha: weight of the student's own CRF NLL (0..1).
-        temperature: None for hard (Viterbi one-hot) targets, else tau > 0 for soft tempered marginals.
-    ``call(x)`` returns the student's emissions ``(B,T,C)``. Not meant to be saved: save ``student``.
-    """
 
-    def __init__(self, student, teacher, alpha=0.1, temperature=None, **kwargs):
-        super().__init__(**kwargs)
-        self.student = student
-        self.teacher = teacher
-        self.teacher.trainable = False
-        self.alpha = float(alpha)
-        self.temperature = None if temperature is None else float(temperature)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.student_tracker = keras.metrics.Mean(name="student_loss")
-        self.distill_tracker = keras.metrics.Mean(name="distill_loss")
-        self.built = True
+def distiller_class():
+    """The :class:`Distiller` ``keras.Model`` class, defined on first use so that importing this module (and
+    ``distill --help``) does not import TensorFlow (~3 s); ``from ... import Distiller`` works too (module
+    ``__getattr__``)."""
+    global _DISTILLER
+    if _DISTILLER is not None:
+        return _DISTILLER
+    import keras
+    import tensorflow as tf
 
-    def get_config(self) -> dict:
-        return {"name": self.name, "alpha": self.alpha, "temperature": self.temperature}
+    from keras_tinyloc.models.tagger import apply_gradients, mean_crf_nll
 
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.student_tracker, self.distill_tracker]
+    class Distiller(keras.Model):
+        """Student + frozen teacher CRF taggers; ``fit`` trains the student on L = alpha·L_S + (1−alpha)·L_D.
 
-    def call(self, x, training=False):
-        return self.student(x, training=training)
+        Args:
+            student, teacher: :class:`~keras_tinyloc.models.tagger.CRFTagger` with the same C; inputs ``(B,T,F)``.
+            alpha: weight of the student's own CRF NLL (0..1).
+            temperature: None for hard (Viterbi one-hot) targets, else tau > 0 for soft tempered marginals.
+        ``call(x)`` returns the student's emissions ``(B,T,C)``. Not meant to be saved: save ``student``.
+        """
 
-    def losses_of(self, x, y, training=False):
-        """``(L, L_S, L_D, count)`` for windows ``x`` ``(B,T,F)`` and labels ``y`` ``(B,T)``."""
-        em_s = self.student(x, training=training)  # (B,T,C)
-        em_t = tf.stop_gradient(self.teacher(x, training=False))  # (B,T,C)
-        l_s, count = mean_crf_nll(self.student.crf, em_s, y)
-        if self.temperature is None:
-            target = tf.one_hot(self.teacher.crf.viterbi(em_t), self.student.crf.n_classes)
-            log_p = self.student.crf.log_marginals(em_s)
-            scale = 1.0
-        else:
-            tau = self.temperature
-            target = tf.stop_gradient(self.teacher.crf.marginals(em_t, temperature=tau))
-            log_p = self.student.crf.log_marginals(em_s, temperature=tau)
-            scale = tau * tau
-        l_d = scale * tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
-        total = self.alpha * l_s + (1.0 - self.alpha) * l_d
-        return total, l_s, l_d, count
+        def __init__(self, student, teacher, alpha=0.1, temperature=None, **kwargs):
+            super().__init__(**kwargs)
+            self.student = student
+            self.teacher = teacher
+            self.teacher.trainable = False
+            self.alpha = float(alpha)
+            self.temperature = None if temperature is None else float(temperature)
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.student_tracker = keras.metrics.Mean(name="student_loss")
+            self.distill_tracker = keras.metrics.Mean(name="distill_loss")
+            self.built = True
 
-    def _track(self, total, l_s, l_d, count, batch):
-        self.loss_tracker.update_state(total, sample_weight=batch)
-        self.student_tracker.update_state(l_s, sample_weight=count)
-        self.distill_tracker.update_state(l_d, sample_weight=batch)
-        return {m.name: m.result() for m in self.metrics}
+        def get_config(self) -> dict:
+            return {"name": self.name, "alpha": self.alpha, "temperature": self.temperature}
 
-    def train_step(self, data):
-        x, y = data[0], data[1]
-        variables = self.student.trainable_variables
-        with tf.GradientTape() as tape:
-            total, l_s, l_d, count = self.losses_of(x, y, training=True)
-            reg = self.student.losses
-            objective = total + tf.add_n(reg) if reg else total
-        apply_gradients(self.optimizer, tape.gradient(objective, variables), variables)
-        return self._track(total, l_s, l_d, count, tf.cast(tf.shape(x)[0], tf.float32))
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.student_tracker, self.distill_tracker]
 
-    def test_step(self, data):
-        x, y = data[0], data[1]
-        total, l_s, l_d, count = self.losses_of(x, y, training=False)
-        return self._track(total, l_s, l_d, count, tf.cast(tf.shape(x)[0], tf.float32))
+        def call(self, x, training=False):
+            return self.student(x, training=training)
 
+        def losses_of(self, x, y, training=False):
+            """``(L, L_S, L_D, count)`` for windows ``x`` ``(B,T,F)`` and labels ``y`` ``(B,T)``."""
+            em_s = self.student(x, training=training)  # (B,T,C)
+            em_t = tf.stop_gradient(self.teacher(x, training=False))  # (B,T,C)
+            l_s, count = mean_crf_nll(self.student.crf, em_s, y)
+            if self.temperature is None:
+                target = tf.one_hot(self.teacher.crf.viterbi(em_t), self.student.crf.n_classes)
+                log_p = self.student.crf.log_marginals(em_s)
+                scale = 1.0
+            else:
+                tau = self.temperature
+                target = tf.stop_gradient(self.teacher.crf.marginals(em_t, temperature=tau))
+                log_p = self.student.crf.log_marginals(em_s, temperature=tau)
+                scale = tau * tau
+            l_d = scale * tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
+            total = self.alpha * l_s + (1.0 - self.alpha) * l_d
+            return total, l_s, l_d, count
+
+        def _track(self, total, l_s, l_d, count, batch):
+            self.loss_tracker.update_state(total, sample_weight=batch)
+            self.student_tracker.update_state(l_s, sample_weight=count)
+            self.distill_tracker.update_state(l_d, sample_weight=batch)
+            return {m.name: m.result() for m in self.metrics}
+
+        def train_step(self, data):
+            x, y = data[0], data[1]
+            variables = self.student.trainable_variables
+            with tf.GradientTape() as tape:
+                total, l_s, l_d, count = self.losses_of(x, y, training=True)
+                reg = self.student.losses
+                objective = total + tf.add_n(reg) if reg else total
+            apply_gradients(self.optimizer, tape.gradient(objective, variables), variables)
+            return self._track(total, l_s, l_d, count, tf.cast(tf.shape(x)[0], tf.float32))
+
+        def test_step(self, data):
+            x, y = data[0], data[1]
+            total, l_s, l_d, count = self.losses_of(x, y, training=False)
+            return self._track(total, l_s, l_d, count, tf.cast(tf.shape(x)[0], tf.float32))
+
+
+    _DISTILLER = Distiller
+    return Distiller
+
+
+def __getattr__(name: str):
+    if name == "Distiller":
+        return distiller_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 @dataclasses.dataclass
 class DistillConfig(TrainConfig):
@@ -171,7 +191,7 @@ def distill(cfg: DistillConfig, dataset=None, log: Callable[[str], None] = print
     student = build_tagger(
         cfg.model, dataset.input_shape, dataset.n_classes, cfg.hidden, cfg.layers, seed=cfg.seed, **cfg.model_options
     )
-    distiller = Distiller(student, teacher, alpha=cfg.alpha, temperature=cfg.temperature)
+    distiller = distiller_class()(student, teacher, alpha=cfg.alpha, temperature=cfg.temperature)
     distiller.compile(optimizer=make_optimizer(cfg), jit_compile=cfg.jit_compile)
     if cfg.verbose:
         mode = "hard labels" if cfg.temperature is None else f"soft targets, temperature {cfg.temperature}"
