@@ -174,12 +174,12 @@ def input_windows(
     t_ms, ap, rssi = np.asarray(t_ms, np.int64), np.asarray(ap), np.asarray(rssi)
     seg, number = reading_steps(settings, t_ms, max_segment_steps)
     xs, ends = [np.zeros((0, settings.window, settings.n_features), np.int8)], [np.zeros(0, np.int64)]
-    for k in range(int(seg[-1]) + 1 if len(seg) else 0):
-        idx = np.flatnonzero(seg == k)
-        grid = W.packets_to_grid(t_ms[idx], ap[idx], rssi[idx], settings.n_features, t0_ms=int(t_ms[idx[0]]),
+    bounds = [0, *(np.flatnonzero(np.diff(seg)) + 1).tolist(), len(seg)] if len(seg) else [0]
+    for a, b in zip(bounds[:-1], bounds[1:]):  # segment = readings a..b-1
+        grid = W.packets_to_grid(t_ms[a:b], ap[a:b], rssi[a:b], settings.n_features, t0_ms=int(t_ms[a]),
                                  ffill_steps=settings.ffill_steps, fill=settings.fill_dbm, source=source)
         raw, _ = W.make_windows(grid, np.zeros(len(grid), np.int32), settings.window, settings.hop)
-        base = int(number[idx[0]])  # the segment's step 0
+        base = int(number[a])  # the segment's step 0
         xs.append(scale_quantize(settings, raw))
         ends.append(base + np.arange(len(raw), dtype=np.int64) * settings.hop + settings.window - 1)
     return np.concatenate(xs), np.concatenate(ends)
