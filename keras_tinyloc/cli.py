@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from keras_tinyloc.errors import quiet_tensorflow
+
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("keras_tinyloc.data.cli", "datasets: info, download (UJIIndoorLoc), simulate (houses)"),
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     ns = parser.parse_args(argv[:1])
+    quiet_tensorflow()  # no start-up banner or retracing warnings on the user's terminal (real warnings stay)
     module = importlib.import_module(COMMANDS[ns.command][0])
     return int(module.main(argv[1:]) or 0)
 

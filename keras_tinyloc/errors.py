@@ -44,3 +44,93 @@ def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
             return 130
 
     return wrapper
+
+
+# ----------------------------------------------------------------------------------------------- TensorFlow's noise
+# Lines TensorFlow prints to file descriptor 2 while it is imported — a banner, not a warning about the user's work.
+# TF_CPP_MIN_LOG_LEVEL does not stop them (measured with tensorflow-cpu 2.21: the oneDNN line is printed before
+# absl's log level applies, twice), so the import runs with descriptor 2 redirected and everything else is replayed.
+TF_BANNER = (
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
+    r"^[IW]\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on\.",
+    r"^[IW]\d{4} [\d:. ]+\d+ cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
+    r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$",
+    r"Unable to register cu(DNN|FFT|BLAS) factory", r"Could not find cuda drivers on your machine",
+    r"TF-TRT Warning: Could not find TensorRT",
+)
+RETRACING = "triggered tf.function retracing"  # tf.function's "N out of the last M calls ..." warning
+_QUIET = {"installed": False}
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's start-up banner (:data:`TF_BANNER`) and tf.function retracing warnings off the terminal;
+    every other line TensorFlow writes — real warnings and errors — still reaches stderr.
+
+    Call it before TensorFlow is imported (the CLI dispatcher and the notebooks do); it installs a one-shot import
+    hook, so it costs nothing when a command never imports TensorFlow. Written by hand because TensorFlow offers no
+    switch for these lines (see :data:`TF_BANNER`)."""
+    import importlib.abc
+    import importlib.util
+    import logging
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # INFO lines off; warnings and errors stay
+    if _QUIET["installed"]:
+        return
+    _QUIET["installed"] = True
+
+    class NoRetracing(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return RETRACING not in record.getMessage()
+
+    logging.getLogger("tensorflow").addFilter(NoRetracing())
+    if "tensorflow" in sys.modules:
+        return
+
+    class QuietImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name != "tensorflow":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                run = spec.loader.exec_module
+
+                def exec_module(module):
+                    with _without_banner():
+                        run(module)
+
+                spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, QuietImport())
+
+
+class _without_banner:
+    """Redirect file descriptor 2 to a temporary file; on exit write back every line not in :data:`TF_BANNER`."""
+
+    def __enter__(self):
+        import os
+        import tempfile
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        self.tmp = tempfile.TemporaryFile()
+        os.dup2(self.tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+        import re
+
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.tmp.seek(0)
+        text = self.tmp.read().decode("utf-8", "replace")
+        self.tmp.close()
+        banner = [re.compile(p) for p in TF_BANNER]
+        kept = [ln for ln in text.splitlines(keepends=True) if not any(b.search(ln.rstrip("\n")) for b in banner)]
+        if kept:
+            os.write(2, "".join(kept).encode("utf-8"))
+        return False

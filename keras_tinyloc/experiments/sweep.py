@@ -417,9 +417,9 @@ def execute_task(task: Task, final: str | os.PathLike, dataset, options: dict) -
     ``final/result.json`` is ``{"task", "status", "error", "seconds", "rows"}``; a TinyLocError or any other
     exception becomes a ``failed`` result with a one-line error (the sweep goes on), Ctrl-C propagates.
     """
-    import logging
+    from keras_tinyloc.errors import quiet_tensorflow
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # per-run retracing warnings drown the progress bar
+    quiet_tensorflow()  # per-run retracing warnings would drown the progress bar; real warnings still show
     final = Path(final)
     result = final / "result.json"
     if result.is_file():

@@ -123,3 +123,23 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: --offset-db: not supported by distill (the Distiller's train step has no augmentation)")
     assert not (tmp_path / "s").exists()
+
+
+def test_help_does_not_import_tensorflow():
+    """``distill --help`` answers without importing TensorFlow (the Distiller class is built on first use)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\n"
+            "from keras_tinyloc.training import distill\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    try:\n"
+            "        distill.main(['--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print('--teacher' in out.getvalue(), 'tensorflow' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.split() == ["True", "False"], res.stderr
+    from keras_tinyloc.training import distill as module
+
+    assert module.Distiller is module.distiller_class() is Distiller  # and the class is there when asked for
