@@ -109,6 +109,7 @@ class SweepConfig:
         classic: also run the kNN / random forest / logistic regression baselines.
         retry_failed: redo runs recorded as failed.  data_dir: raw data directory for the loaders.
         progress: show the tqdm progress bar.  plots: write ``plots/*.png`` at the end.
+        recording_options: ``--rate-hz`` etc. for the datasets given as recordings paths (docs/recordings-format.md).
     """
 
     profile: str
@@ -129,10 +130,11 @@ class SweepConfig:
     data_dir: str | None = None
     progress: bool = True
     plots: bool = True
+    recording_options: dict = dataclasses.field(default_factory=dict)
 
     def validate(self, extra_datasets: Iterable[str] = ()) -> None:
         """Raise TinyLocError for a bad value (``extra_datasets``: in-memory datasets given by name)."""
-        from keras_tinyloc.data.registry import DATASETS
+        from keras_tinyloc.data.registry import DATASETS, check_dataset, is_recordings_path
 
         known = (*DATASETS, *extra_datasets)
         if self.profile not in PROFILES:
@@ -148,8 +150,14 @@ class SweepConfig:
         if self.address and self.backend != "ray":
             raise TinyLocError(f"--address {self.address}: only with --backend ray")
         for d in self.datasets or ():
+            if d not in known and not is_recordings_path(d):
+                raise TinyLocError(f"--datasets: unknown dataset {d!r} (choose from {', '.join(known)}, or give "
+                                   f"the path of a recordings file or folder)")
             if d not in known:
-                raise TinyLocError(f"--datasets: unknown dataset {d!r} (choose from {', '.join(known)})")
+                check_dataset(d, None, self.recording_options)
+        if self.recording_options and not any(d not in known for d in self.datasets or ()):
+            flag = "--" + next(iter(self.recording_options)).replace("_", "-")
+            raise TinyLocError(f"{flag}: only for recordings paths in --datasets")
         for m in self.models or ():
             if m not in FAMILIES:
                 raise TinyLocError(f"--models: unknown model {m!r} (choose from {', '.join(FAMILIES)})")
@@ -188,6 +196,10 @@ class SweepConfig:
                 "data_dir": self.data_dir}
 
     def dataset_options(self, name: str) -> dict:
+        from keras_tinyloc.data.registry import is_recordings_path
+
+        if name not in self.spec.dataset_options and is_recordings_path(name):
+            return dict(self.recording_options)
         return dict(self.spec.dataset_options.get(name, {}))
 
     def to_json(self) -> dict:
@@ -198,6 +210,20 @@ class SweepConfig:
 
 def canonical_technique(name: str) -> str:
     return TECHNIQUE_ALIASES.get(name, name)
+
+
+def dataset_dir(name: str) -> str:
+    """The folder of a dataset under ``DIR/runs/``: a built-in name as it is; a recordings path (which may hold
+    slashes or be absolute) as ``<file stem>-<6 hex digits of its sha1>``, so every run stays inside the sweep."""
+    from keras_tinyloc.data.registry import is_recordings_path
+
+    if not is_recordings_path(name):
+        return name
+    import hashlib
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem).strip("._") or "recordings"
+    return f"{stem}-{hashlib.sha1(str(name).encode()).hexdigest()[:6]}"
 
 
 # ---------------------------------------------------------------------------------------------------- tasks
@@ -218,8 +244,8 @@ class Task:
     @property
     def rel(self) -> Path:
         if self.family == CLASSIC:
-            return Path("runs", self.dataset, CLASSIC)
-        return Path("runs", self.dataset, f"{self.family}-{self.config}", self.technique)
+            return Path("runs", dataset_dir(self.dataset), CLASSIC)
+        return Path("runs", dataset_dir(self.dataset), f"{self.family}-{self.config}", self.technique)
 
     @property
     def phase(self) -> int:
@@ -285,7 +311,7 @@ def clean_interrupted(final: Path) -> int:
 def choose_teacher(out: Path, dataset: str, family: str) -> tuple[Path, dict] | None:
     """The family's finished ``baseline`` run on ``dataset`` with the best validation F1: (run dir, row)."""
     best = None
-    for res in sorted((out / "runs" / dataset).glob(f"{family}-H*L*/baseline/result.json")):
+    for res in sorted((out / "runs" / dataset_dir(dataset)).glob(f"{family}-H*L*/baseline/result.json")):
         try:
             data = json.loads(res.read_text())
         except (OSError, ValueError):
@@ -646,20 +672,23 @@ def record_invocation(out: Path, cfg: SweepConfig) -> None:
 
 
 def load_datasets(cfg: SweepConfig, names: Iterable[str], given: dict | None = None) -> dict:
-    from keras_tinyloc.data.registry import load_dataset
+    from keras_tinyloc.data.registry import is_recordings_path, load_dataset
 
     out = {}
     for name in names:
         if given and name in given:
             out[name] = given[name]
         else:
-            out[name] = load_dataset(name, cfg.data_dir, **cfg.dataset_options(name))
+            out[name] = load_dataset(name, None if is_recordings_path(name) else cfg.data_dir,
+                                     **cfg.dataset_options(name))
     return out
 
 
 def task_options(cfg: SweepConfig, out: Path, task: Task) -> dict:
     opts = {**cfg.train_options(), "dataset_options": cfg.dataset_options(task.dataset),
             "baselines": cfg.spec.baselines, "retry_failed": cfg.retry_failed}
+    if dataset_dir(task.dataset) != task.dataset:
+        opts["data_dir"] = None  # a recordings path is its own data (config.json must not name a --data-dir)
     parent = task.parent()
     if parent is not None:
         opts["parent"] = str(out / parent.rel / "run")
@@ -738,7 +767,7 @@ def mlp_rows(ds, cfg: baselines.BaselineConfig) -> list[dict]:
     for hidden in cfg.mlp_hidden:
         base = Task(dataset=ds.name, family="mlp", hidden=int(hidden), layers=1, technique="baseline")
         int8 = dataclasses.replace(base, technique="static_int8")
-        where = Path(cfg.work_dir) / ds.name / f"mlp-H{hidden}L1"
+        where = Path(cfg.work_dir) / dataset_dir(ds.name) / f"mlp-H{hidden}L1"
         rows += execute_task(base, where / "baseline", ds, options)
         rows += execute_task(int8, where / "static_int8", ds, {**options, "parent": str(where / "baseline" / "run")})
     return rows
@@ -761,12 +790,15 @@ def run_baselines(dataset, cfg: baselines.BaselineConfig | None = None, **kw) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from keras_tinyloc.data.registry import add_recordings_options
+
     p = argparse.ArgumentParser(prog="python -m keras_tinyloc sweep",
                                 description="Resumable sweep that regenerates the paper's tables (results.csv, "
                                             "tables.md, plots/).")
     p.add_argument("--profile", required=True, help="quick (CI-sized) or paper (the paper's grids)")
     p.add_argument("--out", required=True, metavar="DIR", help="sweep directory (resumed if it exists)")
-    p.add_argument("--datasets", nargs="+", help="narrow the datasets (house-a..d, uji-zones, uji, sphere)")
+    p.add_argument("--datasets", nargs="+", metavar="NAME|PATH",
+                   help="narrow the datasets (house-a..d, uji-zones, uji, sphere) or add your recordings files")
     p.add_argument("--models", nargs="+", help="narrow the families (mdcsa, mamba, mlp)")
     p.add_argument("--hidden", nargs="+", type=int, help="H values (replace each family's grid)")
     p.add_argument("--layers", nargs="+", type=int, help="L values (replace each family's grid)")
@@ -778,6 +810,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="local", help="local (default) or ray")
     p.add_argument("--address", help="Ray cluster address (with --backend ray; none = a local Ray instance)")
     p.add_argument("--data-dir", help="raw data directory (default: $KERAS_TINYLOC_DATA, data/raw)")
+    add_recordings_options(p)
     p.add_argument("--no-classic", dest="classic", action="store_false", help="skip kNN / RF / LR baselines")
     p.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -787,12 +820,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    from keras_tinyloc.data.registry import dataset_options
+
     a = build_parser().parse_args(argv)
     cfg = SweepConfig(profile=a.profile, out=a.out, datasets=_tuple(a.datasets), models=_tuple(a.models),
                       hidden=_tuple(a.hidden), layers=_tuple(a.layers), techniques=_tuple(a.techniques),
                       epochs=a.epochs, seed=a.seed, jobs=a.jobs, threads=a.threads, backend=a.backend,
                       address=a.address, classic=a.classic, retry_failed=a.retry_failed, data_dir=a.data_dir,
-                      progress=a.progress, plots=a.plots)
+                      progress=a.progress, plots=a.plots, recording_options=dataset_options(a))
     summary = run_sweep(cfg)
     print(json.dumps(summary))
     return 0

@@ -249,3 +249,28 @@ def test_tiny_int8_mlp_goes_through_train_and_tflm(tmp_path):
     assert mlp["static_int8"]["arena_source"] == "tflm-host" and mlp["static_int8"]["arena_bytes"] > 0
     # params of a 4 -> 8 -> 3 per-step MLP + CRF (C^2 + 2C)
     assert mlp["baseline"]["params"] == (4 * 8 + 8) + (8 * 3 + 3) + (9 + 6)
+
+
+def test_a_recordings_path_is_a_sweep_dataset_and_its_runs_stay_inside(tmp_path):
+    import dataclasses
+
+    rows = ["time,ap,rssi,room,session"] + [f"{0.2 * k:.1f},b{k % 2},-60,{('hall', 'kitchen')[k // 300 % 2]},s{s}"
+                                            for s in range(2) for k in range(1500)]
+    f = tmp_path / "my house.csv"
+    f.write_text("\n".join(rows) + "\n")
+    cfg = S.SweepConfig(profile="quick", out=str(tmp_path / "sweep"), datasets=(str(f),),
+                        recording_options={"window_s": 2.0})
+    cfg.validate()
+    assert cfg.dataset_options(str(f)) == {"window_s": 2.0}
+    d = S.dataset_dir(str(f))
+    assert d.startswith("my_house-") and len(d) == len("my_house-") + 6 and S.dataset_dir("house-a") == "house-a"
+    assert S.Task(str(f), "mamba", 8, 1).rel == Path("runs", d, "mamba-H8L1", "baseline")
+    opts = S.task_options(dataclasses.replace(cfg, data_dir="/raw"), tmp_path, S.Task(str(f), "mamba", 8, 1))
+    assert opts["data_dir"] is None and opts["dataset_options"] == {"window_s": 2.0}
+    with pytest.raises(TinyLocError, match=r"^--datasets: unknown dataset 'nope' \(choose from uji, "):
+        S.SweepConfig(profile="quick", out=str(tmp_path / "s2"), datasets=("nope",)).validate()
+    with pytest.raises(TinyLocError, match=r"^--rate-hz: only for recordings paths in --datasets$"):
+        S.SweepConfig(profile="quick", out=str(tmp_path / "s3"), datasets=("house-a",),
+                      recording_options={"rate_hz": 10.0}).validate()
+    ns = S.build_parser().parse_args(["--profile", "quick", "--out", "o", "--datasets", str(f), "--hop-s", "1"])
+    assert (ns.hop_s, ns.datasets) == (1.0, [str(f)])
