@@ -41,6 +41,11 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, required: bool = True
     parser.add_argument("--data-dir", default=None,
                         help="where a built-in dataset's raw files are (default: $KERAS_TINYLOC_DATA, data/raw/, the "
                              "workplace copy; houses: a simulated copy)")
+    add_recordings_options(parser)
+
+
+def add_recordings_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a recordings path (:data:`RECORDING_OPTIONS`; ``None`` = the file header, else the default)."""
     g = parser.add_argument_group("recordings options (only with --dataset PATH; default: the file's header, else "
                                   "the built-in BLE pre-processing)")
     g.add_argument("--rate-hz", type=float, default=None, help="grid rate in Hz (default 5; 1000/rate must be whole ms)")
