@@ -32,6 +32,8 @@ class DemoConfig:
         teacher: (family, H, L) of the teacher.  student: (family, H, L) of the student.
         epochs: maximum epochs per training run (early stopping on validation macro-F1 usually stops sooner).
         seed: seeds every run.  fresh: delete ``out`` first.
+        data_dir: a built-in dataset's raw files.  dataset_options: loader options (a recordings path's ``--rate-hz``
+            etc.), passed to every run so that each records them.
     """
 
     out: str = "runs/demo"
@@ -42,6 +44,7 @@ class DemoConfig:
     seed: int = 0
     fresh: bool = False
     data_dir: str | None = None
+    dataset_options: dict = dataclasses.field(default_factory=dict)
 
 
 def _done(run_dir: Path, marker: str) -> bool:
@@ -63,10 +66,12 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     t_start = time.time()
 
     log(f"[1/5] dataset {cfg.dataset}")
-    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **cfg.dataset_options)
     info = ds.info()
+    simulated = ds.meta.get("source") == "simulated"
     log(f"      {info['n_train']} train / {info['n_val']} val / {info['n_test']} test windows of "
-        f"{tuple(info['input_shape'])}, {info['n_classes']} classes: {', '.join(ds.class_names)}")
+        f"{tuple(info['input_shape'])}, {info['n_classes']} classes: {', '.join(ds.class_names)}"
+        + (" (a simulated house)" if simulated else ""))
 
     def train_run(name: str, spec: tuple[str, int, int], step: str) -> Path:
         run_dir = out / name
@@ -76,7 +81,8 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         else:
             log(f"{step} {name}: training {fam} H{h}L{l}")
             train(TrainConfig(dataset=cfg.dataset, model=fam, hidden=h, layers=l, out=str(run_dir),
-                              epochs=cfg.epochs, seed=cfg.seed, data_dir=cfg.data_dir), dataset=ds, log=log)
+                              epochs=cfg.epochs, seed=cfg.seed, data_dir=cfg.data_dir,
+                              dataset_options=cfg.dataset_options), dataset=ds, log=log)
         return run_dir
 
     teacher_dir = train_run("teacher", cfg.teacher, "[2/5]")
@@ -89,7 +95,8 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     else:
         log(f"[3/5] distilling {cfg.teacher[0]} H{cfg.teacher[1]}L{cfg.teacher[2]} -> {fam} H{h}L{l}")
         distill(DistillConfig(dataset=cfg.dataset, model=fam, hidden=h, layers=l, out=str(kd_dir),
-                              epochs=cfg.epochs, seed=cfg.seed, data_dir=cfg.data_dir, teacher=str(teacher_dir)),
+                              epochs=cfg.epochs, seed=cfg.seed, data_dir=cfg.data_dir, teacher=str(teacher_dir),
+                              dataset_options=cfg.dataset_options),
                 dataset=ds, log=log)
 
     log("[4/5] converting: full int8 (TFLM, measured arena) and dynamic range (host only)")
@@ -125,18 +132,22 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
             "tflm_matches_litert": r8.get("tflm_matches_litert"), "mcus_that_fit": fits,
         })
     sketch_dir = out / "sketch"
+    chosen, why = choose_sketch_model(rows)
+    chosen_dir = out / chosen["run"]
     try:
         from keras_tinyloc.deploy.sketch import export_sketch
 
         if sketch_dir.exists():
             shutil.rmtree(sketch_dir)
-        export_sketch(kd_dir / "tflite-int8", sketch_dir)
+        export_sketch(chosen_dir / "tflite-int8", sketch_dir)
         sketch_note = str(sketch_dir)
     except ImportError:  # pragma: no cover - the sketch exporter ships with the package
         sketch_note = "(sketch exporter not available)"
     summary = {"dataset": cfg.dataset, "dataset_info": {k: info[k] for k in
                                                       ("n_train", "n_val", "n_test", "input_shape", "n_classes")},
-               "rows": rows, "sketch": sketch_note, "seconds": round(time.time() - t_start, 1)}
+               "rows": rows, "sketch": sketch_note, "seconds": round(time.time() - t_start, 1),
+               "sketch_model": {"run": chosen["run"], "model": chosen["model"], "why": why},
+               "data_source": ds.meta.get("source"), "simulated": simulated}
     atomic_write_json(out / "summary.json", summary)
     md = summary_markdown(summary)
     atomic_write_text(out / "summary.md", md)
@@ -167,19 +178,47 @@ def summary_markdown(summary: dict) -> str:
             f"{_f(r['test_f1_int8_tflm'])} | {_f(r['test_acc_int8_tflm'])} | {_f(r['test_f1_dynamic'])} | "
             f"{r['arena_bytes']} | {r['flatbuffer_bytes']} | {', '.join(r['mcus_that_fit']) or 'none'} |"
         )
-    lines += ["", f"Sketch ready to open: `{summary['sketch']}`. Total time {summary['seconds']} s.", ""]
+    chosen = summary.get("sketch_model")
+    lines.append("")
+    if chosen:
+        lines.append(f"Sketch ready to open: `{summary['sketch']}`, with **{chosen['run']}** ({chosen['model']}): "
+                     f"{chosen['why']}.")
+    else:
+        lines.append(f"Sketch ready to open: `{summary['sketch']}`.")
+    if summary.get("simulated"):
+        lines.append(f"`{summary['dataset']}` here is a **simulated** house (no real In-Home archive was given with "
+                     f"`--data-dir`): these figures describe the simulator, not a real home.")
+    lines += ["Params = the model's weights (stored in flash, inside the flatbuffer); arena = the RAM the TFLM "
+              "interpreter needs while it runs (activations and bookkeeping) — the arena, more than the "
+              "parameters, decides which MCU fits.", f"Total time {summary['seconds']} s.", ""]
     return "\n".join(lines)
 
 
+def choose_sketch_model(rows: list[dict]) -> tuple[dict, str]:
+    """The row whose int8 model goes into the sketch, and why (one sentence).
+
+    Among the runs whose int8 model fits at least one MCU of the paper's table (all runs if none fits): the best
+    validation macro-F1, ties to the smaller arena. Chosen on validation, never on the test split the table reports.
+    """
+    fitting = [r for r in rows if r.get("mcus_that_fit")]
+    pool = fitting or rows
+    best = max(pool, key=lambda r: (r.get("val_f1") or 0.0, -(r.get("arena_bytes") or 0)))
+    where = ("among the int8 models that fit an MCU of the paper's table" if fitting else
+             "although no int8 model here fits an MCU of the paper's table")
+    return best, (f"the best validation macro-F1 ({_f(best.get('val_f1'))} %) {where}; chosen on validation, "
+                  f"not on the test split below")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from keras_tinyloc.data.registry import add_dataset_arguments
+
     p = argparse.ArgumentParser(
         prog="python -m keras_tinyloc demo",
         description="End-to-end demo: simulate a house, train a teacher and a student, distil, convert to full "
                     "int8, run in TFLM with a measured arena, and write a summary. Re-running reuses finished steps.",
     )
     p.add_argument("--out", default=DemoConfig.out, help="output directory (default: %(default)s)")
-    p.add_argument("--dataset", default=DemoConfig.dataset, help="dataset name (default: %(default)s, simulated)")
-    p.add_argument("--data-dir", default=None, help="raw data directory for the dataset (default: built-in search)")
+    add_dataset_arguments(p, required=False, default=DemoConfig.dataset)  # a built-in name or your recordings
     p.add_argument("--epochs", type=int, default=DemoConfig.epochs, help="max epochs per run (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--fresh", action="store_true", help="delete OUT first and redo every step")
@@ -188,11 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    from keras_tinyloc.data.registry import check_dataset, dataset_options
+
     ns = build_parser().parse_args(argv)
+    check_dataset(ns.dataset, ns.data_dir, dataset_options(ns))
     if ns.epochs <= 0:
         raise TinyLocError(f"--epochs {ns.epochs}: must be a positive integer")
     run_demo(DemoConfig(out=ns.out, dataset=ns.dataset, epochs=ns.epochs, seed=ns.seed, fresh=ns.fresh,
-                        data_dir=ns.data_dir))
+                        data_dir=ns.data_dir, dataset_options=dataset_options(ns)))
     return 0
 
 
