@@ -527,33 +527,46 @@ def run_breakdown(run_dir, data_dir=None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m keras_tinyloc beyond",
-                                description="UJIIndoorLoc beyond the paper: one ablation row (or all) through int8 TFLM.")
-    p.add_argument("dataset", choices=DATASETS)
+                                description="UJIIndoorLoc beyond the paper: one ablation row (or all) through int8 TFLM.",
+                                epilog="A custom row: give no --row/--all and set the options below; results go to "
+                                       "OUT/<dataset>/<name>/ and docs/results/beyond_uji.md explains every row.")
+    p.add_argument("dataset", choices=DATASETS, help="uji (13 building-floors) or uji-zones (59 coordinate zones)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--row", choices=list(ROWS), help="a named ablation row")
-    g.add_argument("--all", action="store_true", help="every named row, in order")
-    p.add_argument("--name", default="custom", help="row name for a custom configuration")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=1)
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--power", type=int, default=1, help="powed input x**k (k-1 int8 MULs), default 1")
-    p.add_argument("--ap", default="all", help="all, heard:P or mi:K")
-    p.add_argument("--p-drop", type=float, default=0.0)
-    p.add_argument("--offset-db", type=float, default=0.0)
-    p.add_argument("--noise-db", type=float, default=0.0)
-    p.add_argument("--teachers", nargs="*", default=[], help="names of earlier rows used as teachers")
+    g.add_argument("--row", choices=list(ROWS), help="run one named ablation row (its settings override the options)")
+    g.add_argument("--all", action="store_true", help="run every named row, in order")
+    p.add_argument("--name", default="custom", help="row name of a custom configuration (default: %(default)s)")
+    p.add_argument("--hidden", type=int, default=64, help="hidden size H of the int8 MLP (default: %(default)s)")
+    p.add_argument("--layers", type=int, default=1, help="hidden Dense+ReLU layers L (default: %(default)s)")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout after each hidden layer, training only (default: %(default)s)")
+    p.add_argument("--power", type=int, default=1,
+                   help="powed input x**k of the scaled RSSI (k-1 int8 MULs in the model; default: %(default)s)")
+    p.add_argument("--ap", default="all", help="access points: all, heard:P (heard in a share >= P of the training "
+                                               "scans) or mi:K (K by mutual information); default: %(default)s")
+    p.add_argument("--p-drop", type=float, default=0.0,
+                   help="augmentation: probability of turning a heard AP into 'not heard' (default: %(default)s)")
+    p.add_argument("--offset-db", type=float, default=0.0,
+                   help="augmentation: one uniform ±dB offset per scan, a phone's gain (default: %(default)s)")
+    p.add_argument("--noise-db", type=float, default=0.0,
+                   help="augmentation: Gaussian noise per reading, standard deviation in dB (default: %(default)s)")
+    p.add_argument("--teachers", nargs="*", default=[],
+                   help="names of earlier rows (same dataset and --ap) to distil from (default: none)")
     p.add_argument("--floor-weight", type=float, default=0.0,
                    help="hierarchical head (uji-zones): weight of the building-floor loss (0 = flat head)")
-    p.add_argument("--alpha", type=float, default=0.1)
-    p.add_argument("--temperature", type=float, default=2.0)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=0.1,
+                   help="distillation: weight of the student's own CRF loss (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=2.0,
+                   help="distillation: temperature of the teachers' soft targets (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=40, help="maximum training epochs (default: %(default)s)")
+    p.add_argument("--patience", type=int, default=10,
+                   help="early stopping: epochs without a better validation macro-F1 (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of initialisation and shuffling (default: 0)")
     p.add_argument("--validation", choices=VALIDATIONS, default="random",
                    help="random (the loader's split) or phones (validation = held-out phones)")
-    p.add_argument("--out", default="runs/beyond")
-    p.add_argument("--data-dir")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--out", default="runs/beyond", help="root folder of the runs (default: %(default)s)")
+    p.add_argument("--data-dir", help="UJIIndoorLoc's raw files (default: $KERAS_TINYLOC_DATA, data/raw/, the "
+                                      "workplace copy)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing row's run folder")
     return p
 
 

@@ -244,3 +244,12 @@ def test_ensemble_row_averages_member_scores_in_one_int8_model(tmp_path):
     with pytest.raises(TinyLocError, match="other --power"):
         beyond.run_row(beyond.BeyondConfig(name="bad", members=("m0",), **{**common, "power": 3}), base=ds,
                        log=lambda line: None)
+
+
+def test_every_option_has_help_text(capsys):
+    parser = beyond.build_parser()
+    missing = [a.dest for a in parser._actions if not a.help]
+    assert missing == []
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    assert "--noise-db NOISE_DB" in capsys.readouterr().out
