@@ -34,3 +34,23 @@ def test_every_command_has_its_own_help(name):
 def test_no_arguments_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "commands:" in capsys.readouterr().out
+
+
+def test_every_option_of_every_command_has_help_text():
+    """A newcomer reads --help, not the source: no option without a sentence (sub-commands included)."""
+    import argparse
+    import importlib
+
+    missing = []
+
+    def walk(parser, where):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, sub_parser in action.choices.items():
+                    walk(sub_parser, f"{where} {sub}")
+            elif not action.help:
+                missing.append(f"{where} {action.option_strings or action.dest}")
+
+    for name, (module, _) in COMMANDS.items():
+        walk(importlib.import_module(module).build_parser(), name)
+    assert missing == []

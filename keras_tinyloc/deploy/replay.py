@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", required=True, help="serial port of the board (/dev/ttyACM0, COM3, or a pyserial URL)")
     p.add_argument("--convert-dir", metavar="DIR", help="convert output (default RUN_DIR/tflite-int8)")
     p.add_argument("--session", metavar="FILE", help="readings to send (default: the run's first test recording)")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=int, default=115200, help="serial speed (default: %(default)s, as the sketch)")
     p.add_argument("--max-readings", type=int, default=0, help="send only the first N readings (0 = all)")
     p.add_argument("--line-delay-ms", type=float, default=0.0, help="pause after each line (UART boards)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the board's answers")
