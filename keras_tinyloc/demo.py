@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from keras_tinyloc.errors import TinyLocError, cli_errors
+from keras_tinyloc.errors import TinyLocError, check_seed, cli_errors
+from keras_tinyloc.paths import check_replaceable, claimed_output, record_output
 
 
 @dataclasses.dataclass
@@ -53,14 +54,20 @@ def _done(run_dir: Path, marker: str) -> bool:
 
 def run_demo(cfg: DemoConfig, log=print) -> dict:
     """Run the demo; return the summary dict (also written to ``out/summary.json``)."""
-    from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
+    with claimed_output(cfg.out, resumable=True):  # validated and locked; finished steps inside are reused
+        return _run_demo(cfg, log)
+
+
+def _run_demo(cfg: DemoConfig, log) -> dict:
     from keras_tinyloc.data.registry import load_dataset
-    from keras_tinyloc.training.distill import DistillConfig, distill
+    from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
     from keras_tinyloc.paths import atomic_write_json, atomic_write_text
+    from keras_tinyloc.training.distill import DistillConfig, distill
     from keras_tinyloc.training.train import TrainConfig, train
 
     out = Path(cfg.out)
     if cfg.fresh and out.exists():
+        check_replaceable(out, overwrite=True)  # only what keras_tinyloc wrote is deleted
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -137,9 +144,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     try:
         from keras_tinyloc.deploy.sketch import export_sketch
 
-        if sketch_dir.exists():
-            shutil.rmtree(sketch_dir)
-        export_sketch(chosen_dir / "tflite-int8", sketch_dir)
+        export_sketch(chosen_dir / "tflite-int8", sketch_dir, overwrite=True)
         sketch_note = str(sketch_dir)
     except ImportError:  # pragma: no cover - the sketch exporter ships with the package
         sketch_note = "(sketch exporter not available)"
@@ -151,6 +156,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
     atomic_write_json(out / "summary.json", summary)
     md = summary_markdown(summary)
     atomic_write_text(out / "summary.md", md)
+    record_output(out, "summary.json", "summary.md")
     log("")
     log(md)
     return summary
@@ -233,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     check_dataset(ns.dataset, ns.data_dir, dataset_options(ns))
     if ns.epochs <= 0:
         raise TinyLocError(f"--epochs {ns.epochs}: must be a positive integer")
+    check_seed(ns.seed)
     run_demo(DemoConfig(out=ns.out, dataset=ns.dataset, epochs=ns.epochs, seed=ns.seed, fresh=ns.fresh,
                         data_dir=ns.data_dir, dataset_options=dataset_options(ns)))
     return 0

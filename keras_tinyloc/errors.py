@@ -22,11 +22,32 @@ EXIT_USER_ERROR = 2
 def check_positive_ints(**values) -> None:
     """Raise ``TinyLocError("--<name> <value>: must be a positive integer")`` for the first value that is not an
     integer >= 1 (booleans refused); names use the CLI spelling (``batch_size`` -> ``--batch-size``)."""
+    check_ints(1, None, **values)
+
+
+def check_ints(low: int, high: int | None, **values) -> None:
+    """Raise ``TinyLocError`` for the first value that is not an integer in ``[low, high]`` (``high`` None: no upper
+    bound; booleans refused), naming the CLI flag: ``--seed -1: must be an integer from 0 to 4294967295``."""
     import numbers
 
     for name, value in values.items():
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
-            raise TinyLocError(f"--{name.replace('_', '-')} {value!r}: must be a positive integer")
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low and (
+            high is None or value <= high)
+        if not ok:
+            flag = f"--{name.replace('_', '-')}"
+            if high is None and low == 1:
+                raise TinyLocError(f"{flag} {value!r}: must be a positive integer")
+            if high is None:
+                raise TinyLocError(f"{flag} {value!r}: must be an integer >= {low}")
+            raise TinyLocError(f"{flag} {value!r}: must be an integer from {low} to {high}")
+
+
+SEED_MAX = 2**32 - 1  # NumPy's legacy seeding and keras.utils.set_random_seed accept 0 .. 2**32 - 1
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    """``--seed``: an integer from 0 to 2**32 - 1 (what every random generator here accepts)."""
+    check_ints(0, SEED_MAX, **{name: seed})
 
 
 def cli_errors(main: Callable[..., int]) -> Callable[..., int]:

@@ -29,9 +29,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from keras_tinyloc.errors import TinyLocError, check_positive_ints, cli_errors
+from keras_tinyloc import paths
+from keras_tinyloc.errors import TinyLocError, check_ints, check_positive_ints, check_seed, cli_errors
 from keras_tinyloc.models import mlp
 from keras_tinyloc.training.augment import AugmentConfig
+from keras_tinyloc.training.train import MAX_HIDDEN, MAX_LAYERS
 from keras_tinyloc.training.trainer import make_trainer
 
 DATASETS = ("uji", "uji-zones")
@@ -113,8 +115,11 @@ class BeyondConfig:
             raise TinyLocError(f"--floor-weight needs uji-zones (zones grouped by building-floor), got {self.dataset}")
         if isinstance(self.power, int) and self.power > 4:
             raise TinyLocError(f"--power {self.power!r}: at most 4 (x**k of a [0, 1] int8 input loses the weak readings)")
-        check_positive_ints(**{n: getattr(self, n)
-                               for n in ("hidden", "layers", "epochs", "patience", "batch_size", "power")})
+        check_positive_ints(**{n: getattr(self, n) for n in ("epochs", "patience", "batch_size", "power")})
+        check_ints(1, MAX_HIDDEN, hidden=self.hidden)
+        check_ints(1, MAX_LAYERS, layers=self.layers)
+        check_seed(self.seed)
+        paths.check_output_path(self.out)
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(p_drop=self.p_drop, offset_db=self.offset_db, noise_db=self.noise_db)
@@ -387,7 +392,6 @@ def _finish_row(cfg: BeyondConfig, ds, tcfg, tagger, fit: dict, t_train: float, 
     import numpy as np
 
     from keras_tinyloc.deploy import convert, export_c
-    from keras_tinyloc import paths
     from keras_tinyloc.training.train import count_params, evaluate, run_config, write_run
 
     run_dir = cfg.run_dir()

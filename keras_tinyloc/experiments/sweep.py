@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from keras_tinyloc import paths
-from keras_tinyloc.errors import TinyLocError, cli_errors
+from keras_tinyloc.errors import TinyLocError, check_seed, cli_errors
 from keras_tinyloc.experiments import baselines
 
 PROFILES = ("quick", "paper")
@@ -149,6 +149,7 @@ class SweepConfig:
             raise TinyLocError(f"--epochs {self.epochs!r}: must be an integer >= 1")
         if self.address and self.backend != "ray":
             raise TinyLocError(f"--address {self.address}: only with --backend ray")
+        check_seed(self.seed)
         for d in self.datasets or ():
             if d not in known and not is_recordings_path(d):
                 raise TinyLocError(f"--datasets: unknown dataset {d!r} (choose from {', '.join(known)}, or give "
@@ -512,7 +513,22 @@ def _limit_threads(threads: int) -> None:
 _WORKER_DATA: dict[str, Any] = {}
 
 
-def _pool_init(datasets: dict, threads: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Make this worker process die when the sweep's process dies, even by SIGKILL (Linux ``prctl(PR_SET_PDEATHSIG,
+    SIGKILL)``), so that killing only the parent never leaves ~1 GB training workers running on; exits at once if the
+    parent is already gone. Elsewhere a no-op (workers then notice the broken pipe when they next report)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _pool_init(datasets: dict, threads: int, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     _limit_threads(threads)
     _WORKER_DATA.update(datasets)
 
@@ -589,7 +605,8 @@ class Runner:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_pool_init, initargs=(self.datasets, cfg.threads))
+                                            initializer=_pool_init,
+                                            initargs=(self.datasets, cfg.threads, os.getpid()))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -645,10 +662,8 @@ class Runner:
 # ---------------------------------------------------------------------------------------------- the sweep
 def check_out_dir(cfg: SweepConfig) -> Path:
     """Create DIR/sweep.json, or check that DIR holds a sweep of the same profile."""
-    out = Path(cfg.out)
+    out = paths.check_output_path(cfg.out)
     meta = out / "sweep.json"
-    if out.exists() and not out.is_dir():
-        raise TinyLocError(f"{out}: exists and is not a directory")
     if meta.is_file():
         try:
             old = json.loads(meta.read_text())
@@ -657,8 +672,9 @@ def check_out_dir(cfg: SweepConfig) -> Path:
         if old.get("profile") != cfg.profile:
             raise TinyLocError(f"{out}: holds results of the '{old.get('profile')}' profile, not "
                                f"'{cfg.profile}' (use another --out)")
-    elif out.is_dir() and (out / "runs").exists():
-        raise TinyLocError(f"{out}: holds runs but no sweep.json (not a sweep directory?)")
+    elif out.is_dir() and any(out.iterdir()):
+        raise TinyLocError(f"--out {out}: exists, is not empty and holds no sweep.json (not a sweep folder; "
+                           f"choose another folder)")
     return out
 
 
@@ -707,6 +723,11 @@ def run_sweep(cfg: SweepConfig, datasets: dict | None = None, log: Callable[[str
     (tests, notebooks). Raises TinyLocError for bad input before any run starts.
     """
     cfg.validate(extra_datasets=tuple(datasets or ()))
+    with paths.claimed_output(cfg.out, resumable=True):  # one sweep per folder at a time
+        return _run_sweep(cfg, datasets, log)
+
+
+def _run_sweep(cfg: SweepConfig, datasets: dict | None, log: Callable[[str], None]) -> dict:
     out = check_out_dir(cfg)
     tasks = plan(cfg)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,13 @@ import math
 import sys
 from typing import Any, Callable
 
+from keras_tinyloc import paths
 from keras_tinyloc.errors import TinyLocError, cli_errors
 from keras_tinyloc.training.train import (
     TrainConfig,
     add_common_arguments,
     check_labels,
+    check_run_contract,
     config_kwargs,
     count_params,
     evaluate,
@@ -174,20 +176,24 @@ def distill(cfg: DistillConfig, dataset=None, log: Callable[[str], None] = print
     Returns:
         The metrics written to ``metrics.json`` (plus ``teacher_val_f1``/``teacher_test_f1`` of the teacher run).
     """
+    cfg.validate()
+    with paths.claimed_output(cfg.out, cfg.overwrite):  # locked until written: one writer per RUN_DIR
+        return _distill(cfg, dataset, log)
+
+
+def _distill(cfg: DistillConfig, dataset, log: Callable[[str], None]) -> dict[str, Any]:
     from keras_tinyloc.models import build_tagger
 
-    cfg.validate()
     teacher, tconfig, tmetrics = load_run(cfg.teacher)
     if dataset is None:
         dataset = load_training_data(cfg)
     check_labels(dataset)
+    check_run_contract(tconfig, dataset, f"--teacher {cfg.teacher}")
     if tuple(teacher.window_shape) != tuple(dataset.input_shape) or teacher.n_classes != dataset.n_classes:
         raise TinyLocError(
             f"{cfg.teacher}: teacher takes {tuple(teacher.window_shape)} windows with {teacher.n_classes} classes, "
             f"dataset {dataset.name} has {tuple(dataset.input_shape)} and {dataset.n_classes}"
         )
-    if list(tconfig.get("class_names", dataset.class_names)) != list(dataset.class_names):
-        raise TinyLocError(f"{cfg.teacher}/config.json: class_names differ from dataset {dataset.name}'s")
     student = build_tagger(
         cfg.model, dataset.input_shape, dataset.n_classes, cfg.hidden, cfg.layers, seed=cfg.seed, **cfg.model_options
     )

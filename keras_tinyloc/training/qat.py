@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from keras_tinyloc.errors import TinyLocError, check_positive_ints, cli_errors
+from keras_tinyloc import paths
+from keras_tinyloc.errors import TinyLocError, check_positive_ints, check_seed, cli_errors
 from keras_tinyloc.models.fake_quant import CALIBRATIONS, QuantSim, observe, simulated_emitter, simulating
 
 
@@ -69,8 +70,12 @@ class QATConfig:
         check_positive_ints(**{n: getattr(self, n) for n in ("epochs", "patience", "batch_size", "n_calibration")})
         if not (isinstance(self.lr, (int, float)) and 0 < float(self.lr) < 1):
             raise TinyLocError(f"--lr {self.lr!r}: must be in (0, 1)")
-        if Path(self.out).resolve() == Path(self.run_dir).resolve():
+        check_seed(self.seed)
+        if self.calibration not in CALIBRATIONS:
+            raise TinyLocError(f"--calibration {self.calibration!r}: choose from {', '.join(CALIBRATIONS)}")
+        if str(self.out).strip() and Path(self.out).resolve() == Path(self.run_dir).resolve():
             raise TinyLocError(f"--out {self.out}: must differ from RUN_DIR (the trained run is kept)")
+        paths.check_output(self.out, self.overwrite)
 
 
 def qat_finetune(cfg: QATConfig, dataset=None, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -79,19 +84,23 @@ def qat_finetune(cfg: QATConfig, dataset=None, log: Callable[[str], None] = prin
     Returns the metrics written to ``metrics.json``: float val/test F1 and accuracy of the fine-tuned model,
     ``sim_int8_{val,test}_f1`` (simulated int8, Keras), the starting run's ``start_test_f1``, and the fit record.
     """
+    cfg.validate()
+    with paths.claimed_output(cfg.out, cfg.overwrite):  # locked until written: one writer per RUN_DIR
+        return _qat_finetune(cfg, dataset, log)
+
+
+def _qat_finetune(cfg: QATConfig, dataset, log: Callable[[str], None]) -> dict[str, Any]:
     import keras
 
-    from keras_tinyloc.training.train import load_run_dataset
-    from keras_tinyloc.training.metrics import window_metrics
-    from keras_tinyloc.models.tagger import CRFTagger
     from keras_tinyloc.data.windows import representative_sample
-    from keras_tinyloc.training.train import (check_out_dir, count_params, evaluate, fit_tagger, load_run, make_optimizer,
-                                     write_run)
+    from keras_tinyloc.models.tagger import CRFTagger
+    from keras_tinyloc.training.metrics import window_metrics
+    from keras_tinyloc.training.train import (check_run_contract, count_params, evaluate, fit_tagger, load_run,
+                                              load_run_dataset, make_optimizer, write_run)
 
-    cfg.validate()
-    check_out_dir(cfg.out, cfg.overwrite)
     tagger, config, start_metrics = load_run(cfg.run_dir)
-    ds = dataset if dataset is not None else load_run_dataset(config, cfg.data_dir)
+    ds = dataset if dataset is not None else load_run_dataset(config, cfg.data_dir, str(cfg.run_dir))
+    check_run_contract(config, ds, str(cfg.run_dir))
     t0 = time.perf_counter()
     sim = QuantSim(cfg.calibration, seed=cfg.seed)
     sim_emitter = simulated_emitter(tagger.emitter)

@@ -28,9 +28,10 @@ from typing import Any, Callable
 
 from keras_tinyloc import paths
 from keras_tinyloc.data.registry import add_dataset_arguments, dataset_options
-from keras_tinyloc.errors import TinyLocError, check_positive_ints, cli_errors
+from keras_tinyloc.errors import TinyLocError, check_ints, check_positive_ints, check_seed, cli_errors
 
 RUN_FILES = ("model.keras", "config.json", "metrics.json")
+MAX_HIDDEN, MAX_LAYERS = 2048, 32  # far above any MCU model; a typo (--hidden 100000) fails in one line, not in OOM
 
 
 @dataclasses.dataclass
@@ -84,7 +85,10 @@ class TrainConfig:
 
         if self.model not in FAMILIES:
             raise TinyLocError(f"unknown model {self.model!r} (choose from {', '.join(FAMILIES)})")
-        check_positive_ints(**{n: getattr(self, n) for n in ("hidden", "layers", "epochs", "patience", "batch_size")})
+        check_positive_ints(**{n: getattr(self, n) for n in ("epochs", "patience", "batch_size")})
+        check_ints(1, MAX_HIDDEN, hidden=self.hidden)
+        check_ints(1, MAX_LAYERS, layers=self.layers)
+        check_seed(self.seed)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise TinyLocError(f"--lr {self.lr!r}: must be a positive number")
         if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < math.inf):
@@ -93,16 +97,7 @@ class TrainConfig:
             raise TinyLocError(f"--ap-dropout {self.ap_dropout!r}: must be in [0, 1)")
         if not (isinstance(self.offset_db, (int, float)) and 0 <= self.offset_db < math.inf):
             raise TinyLocError(f"--offset-db {self.offset_db!r}: must be a non-negative number")
-        check_out_dir(self.out, self.overwrite)
-
-
-def check_out_dir(out: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse an existing non-empty RUN_DIR unless ``overwrite`` (checked before training, and again at the end)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise TinyLocError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise TinyLocError(f"{out}: exists and is not empty (use --overwrite)")
+        paths.check_output(self.out, self.overwrite)
 
 
 def check_labels(dataset) -> None:
@@ -293,9 +288,14 @@ def train(cfg: TrainConfig, dataset=None, log: Callable[[str], None] = print) ->
     Returns:
         The metrics written to ``metrics.json``.
     """
+    cfg.validate()
+    with paths.claimed_output(cfg.out, cfg.overwrite):  # locked until written: one writer per RUN_DIR
+        return _train(cfg, dataset, log)
+
+
+def _train(cfg: TrainConfig, dataset, log: Callable[[str], None]) -> dict[str, Any]:
     from keras_tinyloc.models import build_tagger
 
-    cfg.validate()
     if dataset is None:
         dataset = load_training_data(cfg)
     check_labels(dataset)
@@ -350,6 +350,8 @@ def load_run(run_dir: str | os.PathLike):
             docs[name] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise TinyLocError(f"{path}: cannot read JSON ({exc})") from None
+        if not isinstance(docs[name], dict):
+            raise TinyLocError(f"{path}: not a JSON object (found {type(docs[name]).__name__})")
     model_path = run_dir / "model.keras"
     if not model_path.is_file():
         raise TinyLocError(f"{model_path}: missing (not a run directory written by train/distill?)")
@@ -357,15 +359,68 @@ def load_run(run_dir: str | os.PathLike):
     return tagger, docs["config.json"], docs["metrics.json"]
 
 
-def load_run_dataset(config: dict, data_dir: str | None = None):
-    """The dataset a run was trained on (``config["dataset"]``, its data_dir and loader options)."""
+def load_run_dataset(config: dict, data_dir: str | None = None, run: str = "RUN_DIR"):
+    """The dataset a run was trained on (``config["dataset"]``, its data_dir and loader options), checked against
+    the run's feature contract (:func:`check_run_contract`; ``run`` names the run in the error)."""
     from keras_tinyloc.data.registry import load_dataset
 
     name = config.get("dataset")
     if not name:
-        raise TinyLocError("config.json: no 'dataset' field")
+        raise TinyLocError(f"{run}/config.json: no 'dataset' field")
     opts = dict(config.get("dataset_options") or {})
-    return load_dataset(name, data_dir=data_dir or config.get("data_dir"), **opts)
+    ds = load_dataset(name, data_dir=data_dir or config.get("data_dir"), **opts)
+    check_run_contract(config, ds, run)
+    return ds
+
+
+def _differences(what: str, ours: list, theirs: list) -> str:
+    """One phrase saying how two name lists differ (count, members, or order)."""
+    if len(ours) != len(theirs) or set(ours) != set(theirs):
+        missing = [n for n in ours if n not in theirs]
+        extra = [n for n in theirs if n not in ours]
+        parts = [f"the run has {len(ours)} {what}, the data {len(theirs)}"]
+        if missing:
+            parts.append(f"missing from the data: {', '.join(map(str, missing[:6]))}{' ...' if len(missing) > 6 else ''}")
+        if extra:
+            parts.append(f"not in the run: {', '.join(map(str, extra[:6]))}{' ...' if len(extra) > 6 else ''}")
+        return "; ".join(parts)
+    i = next(k for k, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+    return f"same {what} in another order (position {i}: the run has {ours[i]!r}, the data {theirs[i]!r})"
+
+
+def check_run_contract(config: dict, ds, run: str = "RUN_DIR") -> None:
+    """The feature contract: ``ds`` must feed the model what it was trained on — the window length T, the access
+    points (names **and order**: input f reads AP ``feature_names[f]``), their min-max scaling and fill value, and the
+    rooms (class ``c`` is ``class_names[c]``). Raises one :class:`TinyLocError` saying which differ, so a model is never
+    evaluated, converted or deployed reading the wrong beacons. Fields a run does not record are not checked."""
+    import numpy as np
+
+    problems = []
+    shape = config.get("input_shape")
+    if shape is not None and int(shape[0]) != int(ds.window):
+        problems.append(f"window T: the run has {int(shape[0])} steps, the data {int(ds.window)}")
+    feats = config.get("feature_names")
+    if feats is not None and list(feats) != list(ds.feature_names):
+        problems.append("access points: " + _differences("access points", list(feats), list(ds.feature_names)))
+    elif shape is not None and int(shape[1]) != int(ds.n_features):
+        problems.append(f"access points: the run has {int(shape[1])}, the data {int(ds.n_features)}")
+    rooms = config.get("class_names")
+    if rooms is not None and list(rooms) != list(ds.class_names):
+        problems.append("rooms: " + _differences("rooms", list(rooms), list(ds.class_names)))
+    scaling = config.get("scaling")
+    if scaling is not None and not problems:
+        for key in ("low", "high"):
+            a, b = np.asarray(scaling.get(key), np.float64), np.asarray(getattr(ds.scaling, key), np.float64)
+            if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-6):
+                k = int(np.argmax(np.abs(a - b))) if a.shape == b.shape else 0
+                problems.append(f"scaling: the data's min-max {key} differs (AP {ds.feature_names[k]!r}: the run "
+                                f"{a.ravel()[k]:g} dBm, the data {b.ravel()[k]:g} dBm)")
+                break
+    fill = config.get("fill_value")
+    if fill is not None and not problems and float(fill) != float(ds.fill_value):
+        problems.append(f"fill value: the run {float(fill):g} dBm, the data {float(ds.fill_value):g} dBm")
+    if problems:
+        raise TinyLocError(f"{run}: the data does not match what the model was trained on — {'; '.join(problems)}")
 
 
 def _load_tagger(model_path: Path, family: str | None):

@@ -251,6 +251,39 @@ def test_tiny_int8_mlp_goes_through_train_and_tflm(tmp_path):
     assert mlp["baseline"]["params"] == (4 * 8 + 8) + (8 * 3 + 3) + (9 + 6)
 
 
+def test_pool_workers_die_with_the_sweep_process(tmp_path):
+    """Killing only the sweep's process (SIGKILL: no cleanup runs) takes its workers with it."""
+    import signal
+    import subprocess
+    import time
+
+    code = ("import multiprocessing, os, sys, time\n"
+            "from concurrent.futures import ProcessPoolExecutor\n"
+            "from keras_tinyloc.experiments import sweep\n"
+            "if __name__ == '__main__':\n"
+            "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
+            "                               initializer=sweep._pool_init, initargs=({}, 1, os.getpid()))\n"
+            "    print(pool.submit(os.getpid).result(), flush=True)\n"
+            "    time.sleep(60)\n")
+    script = tmp_path / "parent.py"
+    script.write_text(code)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(worker, 0)  # alive
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"worker {worker} outlived its killed parent")
+
+
 def test_a_recordings_path_is_a_sweep_dataset_and_its_runs_stay_inside(tmp_path):
     import dataclasses
 

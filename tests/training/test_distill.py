@@ -104,9 +104,19 @@ def test_distill_bad_input(tmp_path):
     with pytest.raises(TinyLocError, match="no such run"):
         distill(DistillConfig(out=str(tmp_path / "s"), teacher=str(tmp_path / "none"), **base), dataset=ds)
     train(TrainConfig(out=str(tmp_path / "t"), **base), dataset=ds)
+    teacher = tmp_path / "t"
     ds.class_names = ["a", "b", "c", "d"]
-    with pytest.raises(TinyLocError, match="with 3 classes, dataset toy has"):
-        distill(DistillConfig(out=str(tmp_path / "s"), teacher=str(tmp_path / "t"), **base), dataset=ds)
+    with pytest.raises(TinyLocError) as exc:
+        distill(DistillConfig(out=str(tmp_path / "s"), teacher=str(teacher), **base), dataset=ds)
+    assert str(exc.value) == (f"--teacher {teacher}: the data does not match what the model was trained on — rooms: "
+                              f"the run has 3 rooms, the data 4; not in the run: d")
+    ds.class_names = ["a", "b", "c"]
+    ds.feature_names = ["ap2", "ap1", "ap3"]  # the same beacons, read in another order: the teacher would be misled
+    with pytest.raises(TinyLocError) as exc:
+        distill(DistillConfig(out=str(tmp_path / "s"), teacher=str(teacher), **base), dataset=ds)
+    assert str(exc.value) == (f"--teacher {teacher}: the data does not match what the model was trained on — access "
+                              f"points: same access points in another order (position 0: the run has 'ap1', the "
+                              f"data 'ap2')")
     assert not (tmp_path / "s").exists()
 
 

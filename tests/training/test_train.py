@@ -24,7 +24,8 @@ def test_train_writes_run_and_is_repeatable(tmp_path):
     lines = []
     m1 = train(_cfg(tmp_path / "r1", verbose=True), dataset=ds, log=lines.append)
     m2 = train(_cfg(tmp_path / "r2"), dataset=ds)
-    assert sorted(p.name for p in (tmp_path / "r1").iterdir()) == ["config.json", "metrics.json", "model.keras"]
+    assert sorted(p.name for p in (tmp_path / "r1").iterdir()) == [".keras_tinyloc.json", "config.json", "metrics.json",
+                                                                   "model.keras"]
     for key in ("val_f1", "val_acc", "test_f1", "test_acc"):
         assert 0.0 <= m1[key] <= 1.0 and m1[key] == m2[key]
     assert m1["epochs_run"] == 3 and m1["params"] == (3 * 8 + 8) + (8 * 3 + 3) + 9 + 6
@@ -47,8 +48,17 @@ def test_refuses_occupied_run_dir_unless_overwrite(tmp_path):
     with pytest.raises(TinyLocError, match="not empty"):
         train(_cfg(out, epochs=1), dataset=_dataset())
     assert (out / "keep.txt").exists()
-    train(_cfg(out, epochs=1, overwrite=True), dataset=_dataset())
-    assert not (out / "keep.txt").exists() and (out / "model.keras").exists()
+    with pytest.raises(TinyLocError) as exc:  # --overwrite never deletes a file keras_tinyloc did not write
+        train(_cfg(out, epochs=1, overwrite=True), dataset=_dataset())
+    assert str(exc.value) == (f"--out {out}: --overwrite would delete what keras_tinyloc did not write there "
+                              f"(keep.txt); move it away or choose another folder")
+    (out / "keep.txt").unlink()
+    train(_cfg(out, epochs=1), dataset=_dataset())
+    first = (out / "model.keras").read_bytes()
+    with pytest.raises(TinyLocError, match="not empty"):
+        train(_cfg(out, epochs=1), dataset=_dataset())
+    train(_cfg(out, epochs=2, overwrite=True), dataset=_dataset())  # an earlier run is replaced
+    assert (out / "model.keras").read_bytes() != first
 
 
 @pytest.mark.parametrize(
@@ -161,7 +171,6 @@ def test_cli_accepts_input_power_and_offset(tmp_path):
                                               "--out", str(tmp_path / "r"), "--input-power", "3", "--offset-db", "8"])
     kw = train_mod.config_kwargs(ns)
     assert kw["model_options"] == {"input_power": 3} and kw["offset_db"] == 8.0
-
 
 def test_a_recordings_path_and_its_options_are_recorded_and_reloaded(tmp_path):
     """--dataset PATH with --window-s/--hop-s: config.json records the options and the names, and load_run_dataset
