@@ -150,12 +150,15 @@ def scaled_floor(dataset):
     return dataset.scaling.transform(np.full((1, dataset.n_features), dataset.fill_value, np.float32))[0]
 
 
-def fit_tagger(trainer, tagger, dataset, cfg, log: Callable[[str], None] = print) -> dict[str, Any]:
+def fit_tagger(trainer, tagger, dataset, cfg, log: Callable[[str], None] = print,
+               on_epoch: Callable[[dict], bool] | None = None) -> dict[str, Any]:
     """Fit ``trainer`` (the tagger itself, or a Distiller wrapping it) with early stopping on validation F1.
 
     After each epoch the tagger decodes the validation windows; the weights of the epoch with the best validation
     macro-F1 (ties: the earlier epoch) are kept and restored at the end. A non-finite loss stops training with a
-    TinyLocError. ``trainer`` must already be compiled.
+    TinyLocError. ``trainer`` must already be compiled. ``on_epoch``: called with each epoch's history record
+    (``{"epoch", "loss", "val_f1", "val_acc", "seconds"}``); returning True stops training after that epoch
+    (a scheduler's early elimination, e.g. ``fit --mcu``'s successive halving).
 
     Returns:
         ``{"best_epoch", "epochs_run", "train_seconds", "epoch_seconds", "history"}``.
@@ -192,6 +195,8 @@ def fit_tagger(trainer, tagger, dataset, cfg, log: Callable[[str], None] = print
                     f"val_acc {m['acc']:.4f}  {seconds:.2f}s{'  *' if better else ''}"
                 )
             if epoch + 1 - state["best_epoch"] >= cfg.patience:
+                self.model.stop_training = True
+            if on_epoch is not None and on_epoch(dict(state["history"][-1])):
                 self.model.stop_training = True
 
     x_train, y_train = dataset.split("train")
