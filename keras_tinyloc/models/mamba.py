@@ -98,6 +98,39 @@ def _powers(a, n_max: int, qat_key: str = "powers"):
     return p[..., :n_max] if k != n_max else p
 
 
+A_MODES = ("frozen", "learned")  # A_n = -n (int8/TFLM) | A = -exp(A_log), A_log (E,N) trainable (float only)
+INPUT_TERMS = ("zoh", "euler")  # (1 - a^n)/n B x (int8/TFLM) | delta B x, the reference code's (float only)
+
+
+def check_scan_options(a_mode: str = "frozen", input_term: str = "zoh") -> None:
+    """Raise TinyLocError (one line) unless ``a_mode`` is in :data:`A_MODES` and ``input_term`` in :data:`INPUT_TERMS`."""
+    if a_mode not in A_MODES:
+        raise TinyLocError(f"mamba a_mode={a_mode!r}: choose from {', '.join(A_MODES)}")
+    if input_term not in INPUT_TERMS:
+        raise TinyLocError(f"mamba input_term={input_term!r}: choose from {', '.join(INPUT_TERMS)}")
+
+
+def _non_default_options(a_mode: str, input_term: str) -> dict:
+    """The scan options that differ from the int8 defaults (``{}`` for the default model)."""
+    return {k: v for k, v, d in (("a_mode", a_mode, A_MODES[0]), ("input_term", input_term, INPUT_TERMS[0]))
+            if v != d}
+
+
+def float_only_options(a_mode: str = "frozen", input_term: str = "zoh") -> list[str]:
+    """Why a scan variant cannot run in TFLM int8: one phrase per non-default option (``[]`` = int8-runnable).
+
+    ``a_mode="learned"`` needs ``exp(delta A)`` with a learned A: EXP (and softplus = LOG(1 + EXP) for delta);
+    ``input_term="euler"`` needs delta itself: softplus. TFLM's EXP and LOG kernels are float32-only.
+    """
+    check_scan_options(a_mode, input_term)
+    out = []
+    if a_mode == "learned":
+        out.append("a_mode=learned (exp(delta A) with a learned A: EXP, and softplus: LOG)")
+    if input_term == "euler":
+        out.append("input_term=euler (delta = softplus(u) itself: EXP and LOG)")
+    return out
+
+
 @keras.saving.register_keras_serializable(package="keras_tinyloc")
 class SelectiveScan(keras.layers.Layer):
     """Mamba's selective scan (S6, Gu & Dao 2023, Algorithm 2) with A frozen at A_n = -n, in TFLM-runnable ops.
@@ -146,13 +179,28 @@ class SelectiveScan(keras.layers.Layer):
     minimal arenas, T=20, F=8, calibrated (k = 1 / 2 / 4): H8L1 38,016 / 36,768 / 42,656 B (87 / 115 / 161 nodes);
     H32L1 103,232 / 86,416 / 88,704 B. It
     changes no weight: it can be set on a trained model before conversion (:func:`set_scan_chunks`).
+
+    **Float-only variants** (measuring what the TFLM form costs, ``docs/results/mamba_fidelity.md``; they need EXP
+    and LOG, which TFLM cannot run in int8, so the int8 converter rejects them — :func:`float_only_options`):
+
+    * ``a_mode="learned"``: A = -exp(A_log), ``A_log`` (E,N) **trainable** (initialised to log(1..N), so a fresh
+      layer equals the default one to float32 rounding), as in the reference. ``P = exp(delta A)`` (B,T,E,N) with
+      ``delta = softplus(-v)``; the state is still g = -A h, and the read-out divides by -A per (E,N).
+    * ``input_term="euler"``: the reference code's ``h_t = exp(delta A) h_{t-1} + delta B_t x_t``, i.e.
+      ``U = (-A) delta x B`` in the g = -A h form (A frozen or learned).
+
+    Both keep every shape above; the options are saved in ``get_config`` only when not the default, so the default
+    layer's saved files and converted graph are unchanged.
     """
 
-    def __init__(self, state_scale_e=None, state_scale_n=None, scan_chunks: int = 1, **kwargs):
+    def __init__(self, state_scale_e=None, state_scale_n=None, scan_chunks: int = 1, a_mode: str = "frozen",
+                 input_term: str = "zoh", **kwargs):
         super().__init__(**kwargs)
         if isinstance(scan_chunks, bool) or not isinstance(scan_chunks, (int, np.integer)) or scan_chunks < 1:
             raise TinyLocError(f"scan_chunks={scan_chunks!r}: must be a positive integer")
+        check_scan_options(a_mode, input_term)
         self.scan_chunks = int(scan_chunks)
+        self.a_mode, self.input_term = a_mode, input_term
         self.state_scale_e = None if state_scale_e is None else [float(v) for v in state_scale_e]
         self.state_scale_n = None if state_scale_n is None else [float(v) for v in state_scale_n]
 
@@ -160,7 +208,8 @@ class SelectiveScan(keras.layers.Layer):
         x_shape, _, b_shape, _ = input_shape
         e, n = int(x_shape[-1]), int(b_shape[-1])
         self.d_inner, self.d_state = e, n
-        self.A_log = self.add_weight(shape=(e, n), initializer="zeros", trainable=False, name="A_log")
+        self.A_log = self.add_weight(shape=(e, n), initializer="zeros", trainable=self.a_mode == "learned",
+                                     name="A_log")
         self.A_log.assign(np.log(np.tile(np.arange(1, n + 1, dtype="float32"), (e, 1))))
         self.D = self.add_weight(shape=(e,), initializer="ones", name="D")
         self._check_scales(self.state_scale_e, self.state_scale_n)
@@ -189,38 +238,53 @@ class SelectiveScan(keras.layers.Layer):
         """The unrolled recurrence, in ``scan_chunks`` time chunks; returns y (B,T,E) or the T states g_t (B,E,N)."""
         n = self.d_state
         key = getattr(self, "qat_key", self.name)  # fq(): identity outside quantization-aware fine-tuning
-        a = fq(ops.sigmoid(v), f"{key}/a", LOGISTIC_RANGE)  # a = exp(-delta), (B,T,E)
-        c_gain = 1.0 / np.arange(1, n + 1, dtype="float32")
+        learned, euler = self.a_mode == "learned", self.input_term == "euler"
+        # float-only variants (see float_only_options): delta = softplus(-v) itself, (B,T,E)
+        delta = ops.softplus(ops.negative(v)) if learned or euler else None
+        a = None if learned else fq(ops.sigmoid(v), f"{key}/a", LOGISTIC_RANGE)  # a = exp(-delta), (B,T,E)
+        c_gain = np.ones(n, "float32") if learned else 1.0 / np.arange(1, n + 1, dtype="float32")
         if scaled and self.state_scale_e is not None:
             x = fq(ops.multiply(x, ops.convert_to_tensor(1.0 / np.array(self.state_scale_e, "float32"))), f"{key}/xs")
             bm = fq(ops.multiply(bm, ops.convert_to_tensor(1.0 / np.array(self.state_scale_n, "float32"))),
                     f"{key}/bs")
             c_gain = c_gain * np.array(self.state_scale_n, "float32")
         c = fq(ops.multiply(cm, ops.convert_to_tensor(c_gain)), f"{key}/c")  # C_t s_n / n, (B,T,N)
+        neg_a = ops.exp(self.A_log) if learned else None  # -A = exp(A_log), (E,N); learned A only
         t_len = int(x.shape[1])
         k = min(self.scan_chunks, t_len)
         if k > 1:  # contiguous chunks of near-equal length: every (B,T,E,N) temporary shrinks k-fold
             cuts = [round(i * t_len / k) for i in range(1, k)]
-            a, x, bm, c = (ops.split(z, cuts, axis=1) for z in (a, x, bm, c))
+            a, x, bm, c, delta = (None if z is None else ops.split(z, cuts, axis=1) for z in (a, x, bm, c, delta))
         else:
-            a, x, bm, c = [a], [x], [bm], [c]
+            a, x, bm, c, delta = (None if z is None else [z] for z in (a, x, bm, c, delta))
+        a, delta = a or [None] * len(x), delta or [None] * len(x)
         g, states, ys = None, [], []
-        for a_c, x_c, b_c, c_c in zip(a, x, bm, c):
-            p = _powers(a_c, n, f"{key}/powers")  # P = a^n, (B,t,E,N)
-            one_minus_p = fq(ops.subtract(1.0, p), f"{key}/1-p")
+        for a_c, d_c, x_c, b_c, c_c in zip(a, delta, x, bm, c):
+            if learned:  # P = exp(delta A), (B,t,E,N): EXP
+                p = ops.exp(ops.multiply(ops.expand_dims(ops.negative(d_c), -1), neg_a))
+            else:
+                p = _powers(a_c, n, f"{key}/powers")  # P = a^n, (B,t,E,N)
+            one_minus_p = None if euler else fq(ops.subtract(1.0, p), f"{key}/1-p")
             p_t = ops.unstack(p, axis=1)  # t x (B,E,N)
-            # ((1 - P) x) B: no separate B x tensor (B,t,E,N) is live at the same time
-            u = fq(ops.multiply(fq(ops.multiply(one_minus_p, ops.expand_dims(x_c, -1)), f"{key}/u1"),
-                                ops.expand_dims(b_c, -2)), f"{key}/u")
+            if euler:  # g = -A h gets -A delta B x: U = (-A) (delta x) B, (B,t,E,N)
+                gain = neg_a if learned else ops.convert_to_tensor(np.arange(1, n + 1, dtype="float32"))
+                u = ops.multiply(ops.multiply(ops.expand_dims(ops.multiply(d_c, x_c), -1), gain),
+                                 ops.expand_dims(b_c, -2))
+            else:
+                # ((1 - P) x) B: no separate B x tensor (B,t,E,N) is live at the same time
+                u = fq(ops.multiply(fq(ops.multiply(one_minus_p, ops.expand_dims(x_c, -1)), f"{key}/u1"),
+                                    ops.expand_dims(b_c, -2)), f"{key}/u")
             chunk = []
             for p_s, u_s in zip(p_t, ops.unstack(u, axis=1)):  # unrolled at trace time: T is fixed
                 # g_0 = U_0 since g_{-1} = 0
                 g = u_s if g is None else fq(ops.add(fq(ops.multiply(p_s, g), f"{key}/pg"), u_s), f"{key}/g")
                 chunk.append(g)
             states += chunk
-            if not want_states:  # sum_n g_n C_n s_n / n for the chunk's steps, (B,t,E)
-                ys.append(fq(ops.squeeze(ops.matmul(ops.stack(chunk, axis=1), ops.expand_dims(c_c, -1)), -1),
-                             f"{key}/y"))
+            if not want_states:  # sum_n g_n C_n s_n / (-A_n) for the chunk's steps, (B,t,E)
+                stacked = ops.stack(chunk, axis=1)  # (B,t,E,N)
+                if learned:
+                    stacked = ops.divide(stacked, neg_a)  # h = g / (-A)
+                ys.append(fq(ops.squeeze(ops.matmul(stacked, ops.expand_dims(c_c, -1)), -1), f"{key}/y"))
         if want_states:
             return states
         y = ys[0] if len(ys) == 1 else ops.concatenate(ys, axis=1)  # (B,T,E)
@@ -246,6 +310,7 @@ class SelectiveScan(keras.layers.Layer):
         config = super().get_config()
         config.update({"state_scale_e": self.state_scale_e, "state_scale_n": self.state_scale_n,
                        "scan_chunks": self.scan_chunks})
+        config.update(_non_default_options(self.a_mode, self.input_term))  # default saved files stay as they were
         return config
 
 
@@ -255,12 +320,14 @@ class MambaBlock(keras.layers.Layer):
 
     Shapes: ``x`` (B,T,H) -> (B,T,H). Sizes: E = expand * H, N = d_state, R = dt_rank, conv kernel d_conv.
     ``state_scale_e``/``state_scale_n``: the scan's int8 calibration constants (see :class:`SelectiveScan`).
+    ``a_mode``/``input_term``: the scan's float-only variants (see :class:`SelectiveScan`; defaults = TFLM form).
     Parameters: H (norm) + 2HE (in_proj) + (d_conv+1)E (conv) + E(R+2N) (x_proj) + (R+1)E (dt_proj)
     + EN (A_log, frozen) + E (D) + EH (out_proj).
     """
 
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank=None,
-                 state_scale_e=None, state_scale_n=None, scan_chunks: int = 1, **kwargs):
+                 state_scale_e=None, state_scale_n=None, scan_chunks: int = 1, a_mode: str = "frozen",
+                 input_term: str = "zoh", **kwargs):
         super().__init__(**kwargs)
         self.d_model, self.d_state, self.d_conv, self.expand = int(d_model), int(d_state), int(d_conv), int(expand)
         self.dt_rank = int(dt_rank) if dt_rank is not None else math.ceil(self.d_model / 16)
@@ -277,7 +344,8 @@ class MambaBlock(keras.layers.Layer):
             bias_initializer=NegInvSoftplusDt(),
             name="dt_proj",
         )
-        self.scan = SelectiveScan(state_scale_e, state_scale_n, scan_chunks, name="selective_scan")
+        self.scan = SelectiveScan(state_scale_e, state_scale_n, scan_chunks, a_mode=a_mode, input_term=input_term,
+                                  name="selective_scan")
         self.out_proj = keras.layers.Dense(self.d_model, use_bias=False, name="out_proj")
         self.norm.qat_key, self.scan.qat_key = f"{self.name}/norm", f"{self.name}/scan"  # unique fq() keys per block
 
@@ -329,6 +397,7 @@ class MambaBlock(keras.layers.Layer):
                 "scan_chunks": self.scan.scan_chunks,
             }
         )
+        config.update(_non_default_options(self.scan.a_mode, self.scan.input_term))  # default files unchanged
         return config
 
 
@@ -342,6 +411,8 @@ def build_mamba_emitter(
     expand: int = 2,
     dt_rank=None,
     scan_chunks: int = 1,
+    a_mode: str = "frozen",
+    input_term: str = "zoh",
 ) -> keras.Model:
     """Mamba emitter ``(B,T,F)`` float32 -> ``(B,T,C)`` emissions (module docstring gives the equations).
 
@@ -351,6 +422,11 @@ def build_mamba_emitter(
         d_state: N (16).  d_conv: causal depthwise conv kernel over time (4).  expand: E / H (2).
         dt_rank: R, default ceil(H / 16).
         scan_chunks: time chunks of the unrolled scan (1); a TFLM arena/graph-size trade-off, see SelectiveScan.
+        a_mode: ``"frozen"`` (A_n = -n, the int8/TFLM form) or ``"learned"`` (A = -exp(A_log), A_log (E,N)
+            trainable from log(1..N): float only).
+        input_term: ``"zoh"`` ((1 - a^n)/n B x, int8/TFLM) or ``"euler"`` (delta B x, the reference code's: float
+            only). A float-only variant's model name ends in ``_float-only_<option>-<value>...``, so the int8
+            converter's check, which names the emitter, names the option when it rejects the EXP/LOG ops.
     """
     sizes = {"n_classes": n_classes, "hidden": hidden, "layers": layers, "d_state": d_state, "d_conv": d_conv,
              "expand": expand, "scan_chunks": scan_chunks}
@@ -359,16 +435,22 @@ def build_mamba_emitter(
     for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise TinyLocError(f"mamba {name}={value!r}: must be a positive integer")
+    check_scan_options(a_mode, input_term)
+    variant = _non_default_options(a_mode, input_term)
     if len(tuple(input_shape)) != 2 or any(int(s) <= 0 for s in input_shape):
         raise TinyLocError(f"mamba input_shape {tuple(input_shape)!r}: expected (T, F) with positive sizes")
     t, f = (int(s) for s in input_shape)
     inputs = keras.Input(shape=(t, f), name="rssi", dtype="float32")
     h = keras.layers.Dense(hidden, use_bias=False, name="embedding")(inputs)  # (B,T,H)
     for i in range(layers):
-        h = MambaBlock(hidden, d_state, d_conv, expand, dt_rank, scan_chunks=scan_chunks, name=f"mamba_block_{i}")(h)
+        h = MambaBlock(hidden, d_state, d_conv, expand, dt_rank, scan_chunks=scan_chunks, name=f"mamba_block_{i}",
+                       **variant)(h)
     h = RMSNorm(name="norm_f")(h)
     emissions = keras.layers.Dense(n_classes, use_bias=False, name="emissions")(h)  # (B,T,C)
-    return keras.Model(inputs, emissions, name=f"mamba_h{hidden}l{layers}")
+    name = f"mamba_h{hidden}l{layers}"
+    if variant:
+        name += "_float-only_" + "_".join(f"{k}-{v}" for k, v in variant.items())  # TF scope-name characters
+    return keras.Model(inputs, emissions, name=name)
 
 
 def calibrate_state_scales(emitter: keras.Model, x, strength: float = 1.0, max_windows: int = 512) -> list[dict]:

@@ -37,7 +37,7 @@ from keras_tinyloc.errors import TinyLocError
 
 
 def _mamba_parts(emitter):
-    from keras_tinyloc.models.mamba import MambaBlock
+    from keras_tinyloc.models.mamba import MambaBlock, float_only_options
 
     try:
         emb = emitter.get_layer("embedding")
@@ -48,6 +48,11 @@ def _mamba_parts(emitter):
     blocks = [layer for layer in emitter.layers if isinstance(layer, MambaBlock)]
     if not blocks:
         raise TinyLocError(f"emitter {emitter.name!r}: has no MambaBlock")
+    for b in blocks:  # the step equations above are the a^n / zero-order-hold scan only
+        why = float_only_options(b.scan.a_mode, b.scan.input_term)
+        if why:
+            raise TinyLocError(f"emitter {emitter.name!r}: {b.name} is a float-only scan variant ({'; '.join(why)}); "
+                               "the step model needs a_mode=frozen, input_term=zoh")
     return emb, blocks, norm_f, head
 
 

@@ -1,5 +1,6 @@
 """Mamba emitter: the TFLM-form selective scan equals the textbook ZOH recurrence; model shape, causality,
-.keras round trip, T = 1; full-int8 conversion has only TFLM-runnable int8 ops and TFLM matches LiteRT."""
+.keras round trip, T = 1; full-int8 conversion has only TFLM-runnable int8 ops and TFLM matches LiteRT. The float-only
+variants (learned A, Euler input term) equal the NumPy references and are refused by the int8 converter by name."""
 import math
 
 import keras
@@ -12,6 +13,7 @@ from keras_tinyloc.models.mamba import (
     SelectiveScan,
     build_mamba_emitter,
     calibrate_state_scales,
+    float_only_options,
     set_scan_chunks,
 )
 
@@ -249,3 +251,114 @@ def test_int8_conversion_runs_in_tflm_and_matches_litert():
     y_float = np.asarray(model(x))
     err = np.abs((y_ref - zo) * so - y_float)
     assert err.mean() < 0.05 * y_float.std()  # int8 keeps the emissions close to the float model's
+
+
+# ------------------------------------------------------------------ float-only variants (docs/results/mamba_fidelity.md)
+def _scan_inputs(seed, b=3, t_len=9, e=5, n=16):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(b, t_len, e)).astype("float32")
+    u = rng.normal(-1.0, 3.0, size=(b, t_len, e)).astype("float32")  # delta from ~0.0003 to ~10
+    bm = rng.normal(size=(b, t_len, n)).astype("float32")
+    cm = rng.normal(size=(b, t_len, n)).astype("float32")
+    return rng, x, u, bm, cm
+
+
+@pytest.mark.parametrize("chunks", [1, 4])
+def test_learned_a_at_its_initial_value_equals_the_frozen_layer(chunks):
+    """A learned A starts at A_n = -n: exp(delta A) = exp(-n softplus(u)) vs sigmoid(-u)^n, and 1/exp(log n) vs
+    1/n — the same numbers up to float32 rounding."""
+    _, x, u, bm, cm = _scan_inputs(1)
+    frozen, learned = SelectiveScan(scan_chunks=chunks), SelectiveScan(a_mode="learned", scan_chunks=chunks)
+    y_frozen, y_learned = np.asarray(frozen((x, -u, bm, cm))), np.asarray(learned((x, -u, bm, cm)))
+    np.testing.assert_array_equal(np.asarray(learned.A_log), np.asarray(frozen.A_log))
+    np.testing.assert_allclose(y_learned, y_frozen, rtol=0, atol=1e-6 * np.abs(y_frozen).max())
+    assert learned.A_log.trainable and not frozen.A_log.trainable
+
+
+@pytest.mark.parametrize("a_mode, input_term, chunks",
+                         [("learned", "zoh", 1), ("learned", "zoh", 3), ("frozen", "euler", 1),
+                          ("learned", "euler", 1), ("learned", "euler", 4)])
+def test_float_variants_equal_the_numpy_references(a_mode, input_term, chunks):
+    """ZOH with a learned A = the textbook scan with that A; Euler = mamba-minimal's scan (frozen or learned A)."""
+    rng, x, u, bm, cm = _scan_inputs(2 + chunks)
+    e, n = x.shape[-1], bm.shape[-1]
+    layer = SelectiveScan(scan_chunks=chunks, a_mode=a_mode, input_term=input_term)
+    layer.build((x.shape, x.shape, bm.shape, cm.shape))
+    d = rng.normal(size=e).astype("float32")
+    layer.D.assign(d)
+    if a_mode == "learned":  # some other A: decay rates spread around -n
+        layer.A_log.assign((np.log(np.arange(1, n + 1)) + rng.normal(0.0, 0.7, size=(e, n))).astype("float32"))
+    a_log = np.asarray(layer.A_log)
+    ref = (scan_textbook if input_term == "zoh" else scan_reference_euler)(x, u, bm, cm, a_log, d)
+    y = np.asarray(layer((x, -u, bm, cm)))
+    np.testing.assert_allclose(y, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+    # the states are g = -A h, the exponential-moving-average form the calibration reads
+    g = np.asarray(layer.states((x, -u, bm, cm)))
+    assert g.shape == (x.shape[0], x.shape[1], e, n)
+
+
+def test_learned_a_gets_gradients_and_frozen_a_does_not():
+    import tensorflow as tf
+
+    _, x, u, bm, cm = _scan_inputs(4)
+    for a_mode in ("frozen", "learned"):
+        layer = SelectiveScan(a_mode=a_mode)
+        layer((x, -u, bm, cm))
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer((x, -u, bm, cm)) ** 2)
+        grads = dict(zip([w.name for w in layer.trainable_weights], tape.gradient(loss, layer.trainable_weights)))
+        assert sorted(grads) == (["A_log", "D"] if a_mode == "learned" else ["D"])
+        if a_mode == "learned":
+            assert np.abs(np.asarray(grads["A_log"])).max() > 0
+
+
+def test_variant_emitter_round_trip_config_and_name(tmp_path):
+    keras.utils.set_random_seed(2)
+    model = build_mamba_emitter((6, 4), n_classes=3, hidden=8, layers=1, a_mode="learned", input_term="euler")
+    assert model.name == "mamba_h8l1_float-only_a_mode-learned_input_term-euler"
+    block = model.get_layer("mamba_block_0")
+    assert block.get_config()["a_mode"] == "learned" and block.get_config()["input_term"] == "euler"
+    block.scan.A_log.assign(block.scan.A_log + 0.3)  # a trained A must survive the round trip
+    x = np.random.default_rng(2).random((4, 6, 4), dtype="float32")
+    y = np.asarray(model(x))
+    model.save(tmp_path / "variant.keras")
+    loaded = keras.saving.load_model(tmp_path / "variant.keras")
+    np.testing.assert_array_equal(np.asarray(loaded(x)), y)
+    assert loaded.get_layer("mamba_block_0").scan.A_log.trainable
+    # the default model's saved config carries no variant keys (its files are as before the options existed)
+    default = build_mamba_emitter((6, 4), n_classes=3, hidden=8, layers=1)
+    assert default.name == "mamba_h8l1"
+    assert not {"a_mode", "input_term"} & set(default.get_layer("mamba_block_0").get_config())
+    assert not {"a_mode", "input_term"} & set(default.get_layer("mamba_block_0").scan.get_config())
+
+
+def test_bad_scan_options_are_one_line_errors():
+    with pytest.raises(TinyLocError, match=r"^mamba a_mode='free': choose from frozen, learned$"):
+        build_mamba_emitter((4, 3), 2, 8, 1, a_mode="free")
+    with pytest.raises(TinyLocError, match=r"^mamba input_term='rk4': choose from zoh, euler$"):
+        SelectiveScan(input_term="rk4")
+    assert float_only_options() == []
+    assert [s.split(" ")[0] for s in float_only_options("learned", "euler")] == ["a_mode=learned", "input_term=euler"]
+
+
+def test_int8_converter_names_a_float_only_variant():
+    """The int8 check rejects the EXP/LOG a learned A / Euler term needs, and its message names the option."""
+    keras.utils.set_random_seed(0)
+    model = build_mamba_emitter((4, 3), n_classes=2, hidden=4, layers=1, d_state=4, a_mode="learned",
+                                input_term="euler")
+    rep = np.random.default_rng(0).random((16, 4, 3), dtype="float32")
+    with pytest.raises(TinyLocError) as err:
+        _convert_int8(model, rep)
+    msg = str(err.value)
+    assert "a_mode-learned_input_term-euler" in msg and "not deployable as full int8" in msg and "EXP" in msg
+
+
+def test_build_tagger_forwards_the_scan_options():
+    """``models.build_tagger(..., a_mode=..., input_term=...)`` (the option path of train/fit): same weights counted."""
+    from keras_tinyloc.models import build_tagger
+    from keras_tinyloc.training.train import count_params
+
+    variant = build_tagger("mamba", (6, 4), 3, 8, 1, a_mode="learned", input_term="euler")
+    default = build_tagger("mamba", (6, 4), 3, 8, 1)
+    assert variant.emitter.get_layer("mamba_block_0").scan.a_mode == "learned"
+    assert count_params(variant) == count_params(default)

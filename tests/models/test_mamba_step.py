@@ -65,3 +65,13 @@ def test_not_a_mamba_emitter():
     inp = keras.Input((T, F))
     with pytest.raises(TinyLocError):
         MS.build_step_model(keras.Model(inp, keras.layers.Dense(C, name="emissions")(inp)))
+
+
+@pytest.mark.parametrize("option", [{"a_mode": "learned"}, {"input_term": "euler"}])
+def test_float_only_scan_variant_is_refused(option):
+    from keras_tinyloc.models.mamba import build_mamba_emitter
+
+    emitter = build_mamba_emitter((T, F), C, 8, 1, **option)
+    name = "-".join(next(iter(option.items())))
+    with pytest.raises(TinyLocError, match=rf"mamba_block_0 is a float-only scan variant \({name.replace('-', '=')} "):
+        MS.build_step_model(emitter)
