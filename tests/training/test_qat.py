@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 
+from keras_tinyloc.errors import TinyLocError
+
 from keras_tinyloc.training import qat
 
 T, F, C = 6, 5, 3
@@ -80,3 +82,25 @@ def test_control_fine_tuning_runs_without_simulation(mamba_run, toy, tmp_path):
     tuned, _, _ = load_run(tmp_path / "ctl")
     assert any(not np.array_equal(a, b) for a, b in zip(start.get_weights(), tuned.get_weights()))  # it trained
     assert qat.build_parser().parse_args([str(mamba_run), "--out", "x", "--no-simulation"]).simulate is False
+
+
+def test_qat_refuses_data_the_run_was_not_trained_on(mamba_run, toy, tmp_path):
+    """The feature contract: 7 of the 8 access points (or the 8 in another order) must not reach the model."""
+    import dataclasses
+
+    from keras_tinyloc.training.qat import QATConfig, qat_finetune
+
+    fewer = dataclasses.replace(toy, x_train=toy.x_train[..., 1:], x_val=toy.x_val[..., 1:],
+                                x_test=toy.x_test[..., 1:], feature_names=toy.feature_names[1:],
+                                scaling=type(toy.scaling)(toy.scaling.low[1:], toy.scaling.high[1:]))
+    with pytest.raises(TinyLocError) as exc:
+        qat_finetune(QATConfig(run_dir=str(mamba_run), out=str(tmp_path / "q")), dataset=fewer)
+    assert str(exc.value) == (f"{mamba_run}: the data does not match what the model was trained on — access points: "
+                              f"the run has {F} access points, the data {F - 1}; missing from the data: ap0")
+    swapped = dataclasses.replace(toy, feature_names=[toy.feature_names[1], toy.feature_names[0],
+                                                      *toy.feature_names[2:]])
+    with pytest.raises(TinyLocError, match="same access points in another order .position 0: the run has 'ap0', "
+                                           "the data 'ap1'."):
+        qat_finetune(QATConfig(run_dir=str(mamba_run), out=str(tmp_path / "q")), dataset=swapped)
+    assert not (tmp_path / "q").exists()
+

@@ -199,3 +199,12 @@ def test_a_recordings_path_and_its_options_are_recorded_and_reloaded(tmp_path):
     assert again.x_test.tobytes() == ref.x_test.tobytes() and again.meta["hop"] == 5
     assert train_mod.main(["--dataset", "house-a", "--rate-hz", "10", "--model", "mlp", "--hidden", "4", "--layers",
                            "1", "--out", str(tmp_path / "r2")]) == 2
+
+
+@pytest.mark.parametrize("name", ["config.json", "metrics.json"])
+def test_load_run_refuses_json_that_is_not_an_object(tmp_path, name):
+    train(_cfg(tmp_path / "run", epochs=1), dataset=_dataset())
+    (tmp_path / "run" / name).write_text("[1, 2, 3]\n")
+    with pytest.raises(TinyLocError) as exc:
+        load_run(tmp_path / "run")
+    assert str(exc.value) == f"{tmp_path / 'run' / name}: not a JSON object (found list)"
