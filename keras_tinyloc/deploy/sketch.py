@@ -6,7 +6,8 @@ Copies, into ``SKETCH_DIR`` (written atomically; the Arduino IDE wants the folde
 * the model files of a ``convert --quant int8`` output: ``model_data.cpp`` (from ``model_data.cc``: the Arduino IDE
   compiles ``.cpp``), ``model_data.h``, ``model_settings.h``;
 * the portable core: ``tinyloc_core.{h,cpp}``, ``tinyloc_app.{h,cpp}`` (``tflm_app/core``);
-* ``stm32/main.cc`` and ``stm32/Makefile`` (they use the files one level up), and ``README.md``.
+* ``stm32/main.cc`` and ``stm32/Makefile`` (they use the files one level up), and ``README.md`` written for this
+  model (:mod:`keras_tinyloc.deploy.sketch_readme`: its name, T/F/C, arena, rooms, APs, boot lines).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from keras_tinyloc.deploy.sketch_readme import sketch_readme
 from keras_tinyloc.errors import TinyLocError, cli_errors
 from keras_tinyloc.paths import REPO_ROOT, atomic_dir
 
@@ -58,6 +60,8 @@ def export_sketch(convert_out_dir: str | Path, sketch_dir: str | Path, overwrite
             shutil.copyfile(src, dst)
         for f, rel in MODEL_FILES.items():
             shutil.copyfile(conv / f, tmp / rel)
+        # README.md for THIS model (name, T/F/C, arena, rooms, APs, boot lines), not the repository's generic one
+        (tmp / "README.md").write_text(sketch_readme(conv, name), encoding="utf-8")
     return sketch
 
 
