@@ -41,8 +41,11 @@ class Firmware:
 
 
 def build(app: str, sketch_dir: Path, lib: tflm_kit.Library, out_dir: Path, app_defs: tuple[str, ...] = (),
-          app_opt: str = "-Os", timeout: float = 600.0) -> Firmware:
+          app_opt: str = "-Os", gc_sections: bool = True, timeout: float = 600.0) -> Firmware:
     """Compile and link ``app`` from ``sketch_dir`` against ``lib`` into ``out_dir``.
+
+    ``app_defs``/``app_opt``: extra defines and the optimisation level of the program's own files (the library's
+    are ``lib``'s); ``gc_sections`` False links without ``--gc-sections`` (every section kept).
 
     ``sketch_dir`` holds what the app needs: an ``export-sketch`` folder (stm32/arduino), a streaming sketch folder
     (stream), or ``probe_model.h`` + ``model_data.cc`` (probe). Raises TinyLocError with the compiler's messages.
@@ -54,12 +57,15 @@ def build(app: str, sketch_dir: Path, lib: tflm_kit.Library, out_dir: Path, app_
     cmd = ["make", "--no-print-directory", "-C", str(tflm_kit.APP_DIR), "firmware", f"APP={app}",
            f"TARGET={lib.target}", f"SKETCH={Path(sketch_dir).resolve()}", f"LIB={lib.dir}",
            f"BUILD={out_dir.resolve()}", f"TFLM_DIR={lib.kit}", f"APP_DEFS={' '.join(app_defs)}",
-           f"APP_OPT={app_opt}"]
+           f"APP_OPT={app_opt}", *([] if gc_sections else ["LD_GC="])]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     exe = out_dir / (f"{app}.elf" if lib.target == "m4" else app)
     if res.returncode != 0 or not exe.is_file():
-        errors = [ln for ln in (res.stdout + res.stderr).splitlines() if "error" in ln.lower()]
-        raise TinyLocError(f"building {app} for {lib.target} failed: " + " | ".join(errors[:6])[:1200])
+        text = (res.stdout + res.stderr).splitlines()
+        errors = [ln.strip() for ln in text if re.search(r"\b(error|undefined reference)\b", ln)
+                  and not ln.lstrip().startswith(("arm-none-eabi-", "g++ ", "gcc ", "make"))]
+        raise TinyLocError(f"building {app} for {lib.target} failed: "
+                           + (" | ".join(errors[:4]) or " | ".join(text[-3:]))[:1200])
     return Firmware(app, lib.target, exe, Path(str(exe) + ".map"))
 
 
@@ -114,12 +120,13 @@ def flash_split(fw: Firmware) -> dict[str, int]:
             continue
         if cur is None:
             continue
+        stripped = line.strip()
+        if cur["head"] is None and re.fullmatch(r"0x[0-9a-f]+\s+0x[0-9a-f]+.*", stripped):
+            a, b = stripped.split()[:2]  # a long output-section name: its address and size on the next line
+            cur["head"] = (int(a, 16), int(b, 16))
+            continue
         m = _INPUT.match(line)
         if m is None:
-            stripped = line.strip()
-            if cur["head"] is None and re.fullmatch(r"0x[0-9a-f]+\s+0x[0-9a-f]+.*", stripped):
-                a, b = stripped.split()[:2]  # a long output-section name: address and size on the next line
-                cur["head"] = (int(a, 16), int(b, 16))
             # a long input-section name on its own line: address/size/file follow on the next line
             pending = stripped if stripped.startswith(".") and " " not in stripped else None
             continue
@@ -134,7 +141,9 @@ def flash_split(fw: Firmware) -> dict[str, int]:
     parts = dict.fromkeys(PARTS, 0)
     for name, sec in sections.items():
         if sec["head"] is None:
-            raise TinyLocError(f"{fw.map_path}: no address/size for output section {name}")
+            if sec["items"]:
+                raise TinyLocError(f"{fw.map_path}: no address/size for output section {name}")
+            continue  # an empty output section (ld prints only its name)
         base, total = sec["head"]
         items = sorted(sec["items"])
         last = "app"

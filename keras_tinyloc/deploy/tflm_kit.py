@@ -9,11 +9,11 @@ clone (CI) on the same machine reuses it.
   ``<repo>/../shared/third_party/tflite-micro-kit`` when present. A kit is tflite-micro at a pinned commit plus the
   third-party code it pins, with ``manifests/<target>-files.txt`` listing each target's files
   (``tflm_app/README.md``, "TFLM kit", says how to make one from a tflite-micro checkout).
-* Build: ``make -C tflm_app lib`` (``tflm_app/Makefile``: TFLM's own flags for the target, ``OPT`` for every file,
-  optional extra defines), ``TARGETS``: ``host`` (g++, reference kernels) and ``m4`` (arm-none-eabi-g++, Cortex-M4F
+* Build: ``make -C tflm_app -f tflm_lib.mk lib`` (``tflm_app/tflm_lib.mk``: TFLM's own flags for the target, ``OPT``
+  for every file, optional extra defines; ``tflm_app/Makefile`` includes it for the firmware), ``TARGETS``: ``host`` (g++, reference kernels) and ``m4`` (arm-none-eabi-g++, Cortex-M4F
   hard float, CMSIS-NN kernels).
 * Cache: ``paths.user_cache_dir()/tflm/<target>-<key>/libtensorflow-microlite.a`` (+ ``build.json``). The key is a
-  SHA-256 over ``tflm_app/Makefile``, the target, ``OPT``, the extra defines, the compiler's ``--version`` and every
+  SHA-256 over ``tflm_app/tflm_lib.mk``, the target, ``OPT``, the extra defines, the compiler's ``--version`` and every
   file the target's manifest lists (relative path + bytes) — never a path of this machine. The library is built in a
   temporary folder beside the entry and renamed into place when complete (no half-built entry); an exclusive lock
   per entry makes a second process building the same entry wait for the first and reuse its result.
@@ -40,6 +40,7 @@ from keras_tinyloc.paths import REPO_ROOT, user_cache_dir
 
 APP_DIR = REPO_ROOT / "tflm_app"
 MAKEFILE = APP_DIR / "Makefile"
+LIB_MAKEFILE = APP_DIR / "tflm_lib.mk"  # the library's rules and flags: part of the cache key
 KIT_ENV = "TFLM_DIR"
 DEFAULT_KIT = REPO_ROOT.parent / "shared" / "third_party" / "tflite-micro-kit"
 LIB_NAME = "libtensorflow-microlite.a"
@@ -122,7 +123,7 @@ def compiler_version(target: str) -> str:
 
 # ----------------------------------------------------------------------------------------------- cache key
 def library_key(kit: Path, target: str, opt: str = DEFAULT_OPT, defs: tuple[str, ...] = ()) -> str:
-    """SHA-256 (hex) over what the build reads: Makefile, target, flags, compiler version, the manifest's files."""
+    """SHA-256 (hex) over what the build reads: tflm_lib.mk, target, flags, compiler version, the manifest's files."""
     check_target(target)
     h = hashlib.sha256()
 
@@ -130,7 +131,7 @@ def library_key(kit: Path, target: str, opt: str = DEFAULT_OPT, defs: tuple[str,
         h.update(f"{label}\0{len(data)}\0".encode())
         h.update(data)
 
-    add("makefile", MAKEFILE.read_bytes())
+    add("makefile", LIB_MAKEFILE.read_bytes())
     add("target", target.encode())
     add("opt", opt.encode())
     add("defs", "\0".join(defs).encode())
@@ -165,19 +166,23 @@ def cached_artifact(entry: Path, product: str, build: Callable[[Path], dict]) ->
     """``entry/product``, built by ``build(tmp_dir)`` into a temporary folder and renamed to ``entry`` if absent.
 
     ``build`` returns a dict written to ``entry/build.json``. Concurrent callers for the same entry: one builds, the
-    others wait on the entry's lock and reuse it. A failed build leaves no entry.
+    others wait on the entry's lock and reuse it. A failed build leaves no entry; the temporary folders of a builder
+    that was killed are removed by the next one.
     """
     if (entry / product).is_file():
         return entry / product
     with _entry_lock(entry):
         if (entry / product).is_file():  # built by another process while we waited
             return entry / product
+        for stale in entry.parent.glob(f".{entry.name}.tmp-*"):  # a killed builder's leftovers (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=entry.parent))
         try:
             info = build(tmp)
             if not (tmp / product).is_file():
                 raise TinyLocError(f"build of {entry.name}: {product} was not produced")
             (tmp / "build.json").write_text(json.dumps(info, indent=2) + "\n")
+            os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a cache entry is read by whoever builds firmware
             if entry.exists():  # a stale entry without the product (e.g. removed by hand): replace it
                 shutil.rmtree(entry)
             os.replace(tmp, entry)
@@ -237,7 +242,8 @@ def library(target: str, opt: str = DEFAULT_OPT, defs: tuple[str, ...] | list[st
 
 
 def _run_make(args: list[str], jobs: int | None, n_src: int, say: Callable[[str], None], target: str) -> None:
-    cmd = ["make", "--no-print-directory", "-C", str(APP_DIR), f"-j{jobs or os.cpu_count() or 1}", *args]
+    cmd = ["make", "--no-print-directory", "-C", str(APP_DIR), "-f", LIB_MAKEFILE.name,
+           f"-j{jobs or os.cpu_count() or 1}", *args]
     t0, last, done, tail = time.monotonic(), time.monotonic(), 0, []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None

@@ -21,12 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "probe_model.h"
 #include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/micro/recording_micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
+// after TFLM's headers: AddProbeOps may name TFLM's int8-only kernels (-DTINYLOC_INT8_KERNELS)
+#include "probe_model.h"
 
 extern "C" {
 int tinyloc_semihost(int op, void* arg);
