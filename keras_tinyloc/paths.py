@@ -308,3 +308,30 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------- portable paths
+CACHE_MARK = "<user cache>"  # how portable() writes the user cache folder
+
+
+def portable(path: str | os.PathLike) -> str:
+    """A path as committed results and reports record it — never an absolute path of this machine when avoidable:
+    relative to the checkout when inside it (``runs/beyond/uji/x``), ``<user cache>/...`` inside
+    :func:`user_cache_dir`, else unchanged (e.g. a test's temporary folder). :func:`from_portable` reverses it."""
+    p = Path(path).absolute()
+    for base, mark in ((REPO_ROOT, None), (user_cache_dir(), CACHE_MARK)):
+        try:
+            rel = p.resolve().relative_to(Path(base).resolve())
+        except (ValueError, OSError):
+            continue
+        return rel.as_posix() if mark is None else f"{mark}/{rel.as_posix()}"
+    return str(path)
+
+
+def from_portable(text: str | os.PathLike) -> Path:
+    """The folder a :func:`portable` path names: relative = inside the checkout, ``<user cache>/`` = the cache."""
+    text = str(text)
+    if text == CACHE_MARK or text.startswith(CACHE_MARK + "/"):
+        return user_cache_dir() / text[len(CACHE_MARK) + 1:]
+    p = Path(text)
+    return p if p.is_absolute() else REPO_ROOT / p

@@ -152,3 +152,25 @@ def test_atomic_write_json_and_npz_round_trip(tmp_path):
     paths.atomic_save_npz(tmp_path / "y.npz", x=np.arange(3))
     assert np.load(tmp_path / "y.npz")["x"].tolist() == [0, 1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "y.npz"]
+
+
+def test_portable_paths_are_relative_to_the_checkout_or_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_TINYLOC_CACHE", str(tmp_path / "cache"))
+    run = paths.REPO_ROOT / "runs" / "beyond" / "uji" / "row"
+    assert paths.portable(run) == "runs/beyond/uji/row" and paths.from_portable("runs/beyond/uji/row") == run
+    cached = tmp_path / "cache" / "qat" / "house-a"
+    assert paths.portable(cached) == "<user cache>/qat/house-a" and paths.from_portable(paths.portable(cached)) == cached
+    assert paths.portable(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")  # outside both: unchanged
+
+
+def test_committed_results_reports_and_notebooks_hold_no_absolute_paths():
+    import re
+
+    machine = re.compile(r"(?<![\w.])(/work/|/root/|/home/|/tmp/|/Users/|/private/var/|[A-Z]:\\Users)")
+    files = [*paths.REPO_ROOT.glob("docs/**/*.json"), *paths.REPO_ROOT.glob("docs/**/*.md"),
+             *paths.REPO_ROOT.glob("notebooks/*.ipynb"), *paths.REPO_ROOT.glob("*.md"),
+             *paths.REPO_ROOT.glob("data/*.md"), *paths.REPO_ROOT.glob("tflm_app/*.md")]
+    assert len(files) > 20
+    found = [f"{f.relative_to(paths.REPO_ROOT)}:{n}: {m.group(0)}" for f in files
+             for n, line in enumerate(f.read_text(errors="replace").splitlines(), 1) for m in [machine.search(line)] if m]
+    assert found == []

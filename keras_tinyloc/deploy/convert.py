@@ -335,7 +335,9 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
     buf, rep = convert_model(tagger.emitter, crf, ds, cfg.quant, cfg.n_calibration, cfg.seed, name=name,
                              calibration=cfg.calibration)
     params = metrics.get("params") or int(sum(int(np.prod(w.shape)) for w in tagger.weights))
-    rep = {"run_dir": str(cfg.run_dir), "dataset": config.get("dataset"), "model": config.get("model"),
+    # run_dir as seen from the report's folder: no absolute path of this machine in a report
+    rep = {"run_dir": os.path.relpath(cfg.run_dir, out), "dataset": config.get("dataset"),
+           "model": config.get("model"),
            "hidden": config.get("hidden"), "layers": config.get("layers"), "params": int(params),
            "run_test_f1": metrics.get("test_f1"), **rep}
     with atomic_dir(out, overwrite=cfg.overwrite) as tmp:

@@ -416,8 +416,8 @@ def _finish_row(cfg: BeyondConfig, ds, tcfg, tagger, fit: dict, t_train: float, 
         "tflm_same_prediction_as_litert": rep["tflm_matches_litert"]["share_same_window_prediction"],
         "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"],
         "validation": cfg.validation, "holdout_phones": ds.meta.get("holdout_phones"),
-        "seconds": round(time.perf_counter() - t0, 1), "run_dir": str(run_dir),
-        "config": dataclasses.asdict(cfg),
+        "seconds": round(time.perf_counter() - t0, 1), "run_dir": paths.portable(run_dir),
+        "config": {**dataclasses.asdict(cfg), "out": paths.portable(cfg.out)},
     }
     if not np.isclose(row["test_f1_float"], metrics["test_f1"], atol=1e-6):
         row["note"] = f"Keras decode test F1 {metrics['test_f1']:.4f} differs from convert's float F1"
@@ -511,7 +511,7 @@ def run_breakdown(run_dir, data_dir=None) -> dict[str, Any]:
     from keras_tinyloc.deploy.tflite_inspect import inspect_tflite
     from keras_tinyloc.training.train import load_run
 
-    run_dir = Path(run_dir)
+    run_dir = paths.from_portable(run_dir)  # rows record portable paths (relative to the checkout)
     _, config, _ = load_run(run_dir)
     ds = load_run_dataset(config, data_dir)
     buf = (run_dir / "tflite-int8" / "model.tflite").read_bytes()

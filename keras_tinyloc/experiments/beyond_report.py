@@ -27,7 +27,7 @@ rows; rows with teachers need the teacher rows first, `--all` runs them in order
 TFLM arena on the 64-bit host (an upper bound of a Cortex-M build's); flatbuffer = the shipped model (names stripped).
 Runs with an AP selection store it in `config.json` (`dataset_options.features`, so `convert` reloads the same
 columns) and in `model_settings.h` (`kFeatureIndex`: the raw AP each input reads). Determinism check: re-running
-`python -m keras_tinyloc beyond uji --row pow3-aug-h64 --out /tmp/repro` in a fresh process gave identical figures
+`python -m keras_tinyloc beyond uji --row pow3-aug-h64 --out runs/repro` (a new folder) in a fresh process gave identical figures
 (val F1 99.48, int8 F1 94.09, accuracy 95.05 %, 3,008 B, 22,240 B), and `python -m keras_tinyloc convert
 runs/beyond/uji/pow3-aug-h64` reloads the selected APs and measures the same int8 F1 (its `model_settings.h` lists the
 selected AP names but, until `convert.py` passes `feature_index`, not `kFeatureIndex`).

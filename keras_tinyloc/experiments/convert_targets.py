@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from keras_tinyloc.paths import REPO_ROOT
+from keras_tinyloc.paths import REPO_ROOT, portable
 
 CONFIGS = (("mdcsa", 16, 1), ("mdcsa", 8, 1), ("mamba", 32, 1), ("mamba", 16, 1), ("mamba", 16, 2),
            ("mamba", 8, 1), ("mamba", 4, 1))
@@ -94,7 +94,7 @@ def run_one(ds, dataset: str, family: str, hidden: int, layers: int, paper: list
         "f1_drop_points": rep["f1_drop_points"], "share_same_prediction_as_float": rep["share_same_prediction_as_float"],
         "tflm_matches_litert": rep["tflm_matches_litert"], "invoke_us_tflm": rep["invoke_us_tflm"],
         "invoke_us_litert": rep["invoke_us_litert"], "ram_classes": rep["ram_classes"],
-        "paper": paper_lookup(paper, dataset, family, config), "run_dir": str(run_dir),
+        "paper": paper_lookup(paper, dataset, family, config), "run_dir": portable(run_dir),
         "fidelity_diagnosis": diagnosis,
         "f1_drop_by_calibration_seed": {str(k): v for k, v in sorted(drops.items())},
         "calibration": rep["calibration"], "calibration_clipped_tensors": rep["calibration_clipped_tensors"],

@@ -26,8 +26,9 @@ def run_one(run_dir: Path) -> dict:
     test_acc_int8, f1_loss_points`` (convert's drop), ``acc_loss_points`` (100 × (float − int8) accuracy, 3
     decimals), ``arena_bytes, clipped_tensors``. The flatbuffers go to a temporary folder (nothing is kept)."""
     from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
+    from keras_tinyloc.paths import portable
 
-    row = {"run_dir": str(run_dir), "dataset": None, "name": run_dir.name}
+    row = {"run_dir": portable(run_dir), "dataset": None, "name": run_dir.name}
     for method in METHODS:
         with tempfile.TemporaryDirectory() as tmp:
             rep = convert_run(ConvertConfig(run_dir=str(run_dir), out=str(Path(tmp) / "int8"), calibration=method))

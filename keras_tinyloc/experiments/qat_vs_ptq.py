@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from keras_tinyloc.paths import REPO_ROOT
+from keras_tinyloc.paths import REPO_ROOT, from_portable, portable
 
 SEEDS = (0, 1, 2)
 
@@ -50,7 +50,7 @@ def run_one(ptq: dict, ds, cache: Path) -> dict:
     ``f1_drop_points``, ``f1_drop_by_calibration_seed``) into ``cache/<dataset>/<run name>``. Returns the row:
     ``f1_float_start``, ``f1_float_qat``, ``f1_int8_qat`` / ``drop_vs_start`` / ``drop_vs_own_float`` per
     calibration seed, ``ptq_drops`` (seed 0 first), ``simulated_tensors``, ``sim_int8_test_f1``, timing."""
-    run_dir = Path(ptq["run_dir"])
+    run_dir = from_portable(ptq["run_dir"])
     out = cache / ptq["dataset"] / run_dir.name
     t0 = time.perf_counter()
     config, metrics, f1_float, f1_int8 = finetune_and_convert(run_dir, out, ds, simulate=True)
@@ -58,8 +58,8 @@ def run_one(ptq: dict, ds, cache: Path) -> dict:
     start = ptq["test_f1_float"]
     ptq_drops = [ptq["f1_drop_points"]] + [v for k, v in (ptq.get("f1_drop_by_calibration_seed") or {}).items()
                                            if k != "0"]
-    return {"dataset": ptq["dataset"], "family": ptq["family"], "config": ptq["config"], "run_dir": str(run_dir),
-            "qat_run_dir": str(out), "qat_seconds": round(t_qat, 1), "qat_best_epoch": metrics.get("best_epoch"),
+    return {"dataset": ptq["dataset"], "family": ptq["family"], "config": ptq["config"], "run_dir": portable(run_dir),
+            "qat_run_dir": portable(out), "qat_seconds": round(t_qat, 1), "qat_best_epoch": metrics.get("best_epoch"),
             "simulated_tensors": config["qat"]["simulated_tensors"],
             "f1_float_start": start, "f1_float_qat": f1_float, "f1_int8_qat": f1_int8,
             "sim_int8_test_f1": metrics.get("sim_int8_test_f1"),
@@ -71,9 +71,9 @@ def run_one(ptq: dict, ds, cache: Path) -> dict:
 def run_control(row: dict, ds, cache: Path) -> dict:
     """The control: the same fine-tuning in plain float (``--no-simulation``) from the same run, then PTQ (MSE)."""
     out = cache / row["dataset"] / Path(row["run_dir"]).name
-    _, metrics, f1_float, f1_int8 = finetune_and_convert(Path(row["run_dir"]), out, ds, simulate=False)
+    _, metrics, f1_float, f1_int8 = finetune_and_convert(from_portable(row["run_dir"]), out, ds, simulate=False)
     start = row["f1_float_start"]
-    return {"run_dir": str(out), "best_epoch": metrics.get("best_epoch"), "f1_float": f1_float, "f1_int8": f1_int8,
+    return {"run_dir": portable(out), "best_epoch": metrics.get("best_epoch"), "f1_float": f1_float, "f1_int8": f1_int8,
             "drop_vs_start": {k: round(100 * (start - v), 3) for k, v in f1_int8.items()},
             "drop_vs_own_float": {k: round(100 * (f1_float - v), 3) for k, v in f1_int8.items()}}
 
