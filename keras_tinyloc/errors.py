@@ -80,12 +80,17 @@ TF_BANNER = (
     r"TF-TRT Warning: Could not find TensorRT",
 )
 RETRACING = "triggered tf.function retracing"  # tf.function's "N out of the last M calls ..." warning
+# Warnings the converters raise on every conversion this project makes on purpose (it calibrates its own input ranges
+# and keeps all tensors to compare TFLM with LiteRT): not about the user's work.
+CONVERTER_NOTES = (r"Statistics for quantized inputs were expected, but not specified",
+                   r"Warning: Enabling `experimental_preserve_all_tensors`")
 _QUIET = {"installed": False}
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's start-up banner (:data:`TF_BANNER`) and tf.function retracing warnings off the terminal;
-    every other line TensorFlow writes — real warnings and errors — still reaches stderr.
+    """Keep TensorFlow's start-up banner (:data:`TF_BANNER`), tf.function retracing warnings, its INFO log lines
+    (e.g. "Assets written to /tmp/...") and the converters' :data:`CONVERTER_NOTES` off the terminal; every other line
+    TensorFlow writes — real warnings and errors — still reaches stderr.
 
     Call it before TensorFlow is imported (the CLI dispatcher and the notebooks do); it installs a one-shot import
     hook, so it costs nothing when a command never imports TensorFlow. Written by hand because TensorFlow offers no
@@ -94,6 +99,7 @@ def quiet_tensorflow() -> None:
     import importlib.util
     import logging
     import os
+    import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # INFO lines off; warnings and errors stay
     if _QUIET["installed"]:
@@ -102,9 +108,11 @@ def quiet_tensorflow() -> None:
 
     class NoRetracing(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
-            return RETRACING not in record.getMessage()
+            return record.levelno >= logging.WARNING and RETRACING not in record.getMessage()
 
     logging.getLogger("tensorflow").addFilter(NoRetracing())
+    for note in CONVERTER_NOTES:
+        warnings.filterwarnings("ignore", message=note)
     if "tensorflow" in sys.modules:
         return
 
