@@ -339,7 +339,8 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
     rep = {"run_dir": os.path.relpath(cfg.run_dir, out), "dataset": config.get("dataset"),
            "model": config.get("model"),
            "hidden": config.get("hidden"), "layers": config.get("layers"), "params": int(params),
-           "run_test_f1": metrics.get("test_f1"), **rep}
+           "run_test_f1": metrics.get("test_f1"), "class_names": list(ds.class_names),
+           "feature_names": list(ds.feature_names), **rep}
     with atomic_dir(out, overwrite=cfg.overwrite) as tmp:
         atomic_write_bytes(tmp / "model.tflite", buf)
         if cfg.quant == "int8":
@@ -389,15 +390,37 @@ def _fmt(v, pct: bool = False) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+def _dataset_shown(name) -> str:
+    """A recordings path by its file name (no folder of this machine in a report); a registry name as it is."""
+    from keras_tinyloc.data.registry import is_recordings_path
+
+    return Path(str(name)).name if name and is_recordings_path(str(name)) else str(name)
+
+
+def _names_lines(rep: dict) -> list[str]:
+    """The rooms (class index order) and access points (input order), as model_settings.h and the board use them."""
+    def shown(names):
+        names = [f"`{n}`" for n in names]
+        return ", ".join(names[:16]) + (f" … ({len(names)} in all)" if len(names) > 16 else "")
+
+    out = []
+    if rep.get("class_names"):
+        out.append(f"Rooms (class index order): {shown(rep['class_names'])}.")
+    if rep.get("feature_names"):
+        out.append(f"Access points (input order): {shown(rep['feature_names'])}.")
+    return out + ([""] if out else [])
+
+
 def report_markdown(rep: dict) -> str:
     """A human summary of a report dict."""
     q = rep["quant"]
     lines = [
         f"# Conversion report: {rep.get('name')} ({q})",
         "",
-        f"Dataset `{rep.get('dataset')}`, model `{rep.get('model')}` H{rep.get('hidden')}L{rep.get('layers')}, "
-        f"{_fmt(rep.get('params'))} parameters.",
+        f"Dataset `{_dataset_shown(rep.get('dataset'))}`, model `{rep.get('model')}` "
+        f"H{rep.get('hidden')}L{rep.get('layers')}, {_fmt(rep.get('params'))} parameters.",
         "",
+        *_names_lines(rep),
         "| quantity | value |",
         "|---|---|",
         f"| flatbuffer (flash), tensor names stripped | {_fmt(rep['flatbuffer_bytes'])} B "

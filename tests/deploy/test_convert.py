@@ -327,3 +327,12 @@ def test_device_settings_take_a_recordings_grid(tmp_path):
     s = convert._device_settings(rep, ds, crf, 256, "mine")
     assert (s.window, s.hop, s.step_ms, s.ffill_steps) == (20, 10, 100, 10)
     assert s.class_names == ["hall", "kitchen"] and s.feature_names == ["b1", "b2"]
+
+
+def test_report_names_rooms_and_access_points_and_no_folder_of_the_recordings():
+    rep = {"class_names": ["hall", "living room"], "feature_names": [f"b{i}" for i in range(20)]}
+    assert convert._names_lines(rep) == [
+        "Rooms (class index order): `hall`, `living room`.",
+        "Access points (input order): " + ", ".join(f"`b{i}`" for i in range(16)) + " … (20 in all).", ""]
+    assert convert._dataset_shown("/home/someone/homes/my_flat.csv") == "my_flat.csv"
+    assert convert._dataset_shown("house-a") == "house-a"
