@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench venv clean-venv
+.PHONY: demo test bench notebooks venv clean-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra --durations=15
+
+# the notebooks from notebooks/build_notebooks.py, executed with full settings, outputs kept (committed)
+notebooks: $(STAMP)
+	$(PY) notebooks/build_notebooks.py --execute
 
 bench: $(STAMP)
 	$(PY) -m pytest -q -m benchmark tests
