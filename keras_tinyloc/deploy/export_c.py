@@ -28,7 +28,33 @@ from keras_tinyloc.paths import atomic_write_json, atomic_write_text
 
 SETTINGS_JSON = "device_settings.json"
 
-# TFLite builtin operator name -> tflite::MicroMutableOpResolver method (tensorflow/lite/micro/micro_mutable_op_resolver.h).
+# TFLite builtin operator name -> tflite::MicroMutableOpResolver method (tensorflow/lite/micro/micro_mutable_op_resolver.h
+# of the kit's TFLM, commit 90b983c; tests/deploy/test_export_c.py checks every method exists there).
+# Builtin ops that convert but that this TFLM cannot run at all (no kernel, no resolver method).
+NO_TFLM_KERNEL: dict[str, str] = {
+    "GELU": "this TFLM has no GELU kernel (MicroMutableOpResolver has no AddGelu)",
+}
+
+# Ops with an int8-only kernel registration in TFLM (tensorflow/lite/micro/kernels/<op>.h, all included by
+# micro_mutable_op_resolver.h): in a CMSIS-NN build it links only the int8 path (no float/int16 code); in a build with
+# the reference kernels it is the generic kernel. model_settings.h uses them when TINYLOC_INT8_KERNELS is defined.
+INT8_REGISTRATIONS: dict[str, str] = {
+    "ADD": "Register_ADD_INT8",
+    "AVERAGE_POOL_2D": "Register_AVERAGE_POOL_2D_INT8",
+    "BATCH_MATMUL": "Register_BATCH_MATMUL_INT8",
+    "CONV_2D": "Register_CONV_2D_INT8",
+    "DEPTHWISE_CONV_2D": "Register_DEPTHWISE_CONV_2D_INT8",
+    "FULLY_CONNECTED": "Register_FULLY_CONNECTED_INT8",
+    "MAX_POOL_2D": "Register_MAX_POOL_2D_INT8",
+    "MAXIMUM": "Register_MAXIMUM_INT8",
+    "MINIMUM": "Register_MINIMUM_INT8",
+    "MUL": "Register_MUL_INT8",
+    "SOFTMAX": "Register_SOFTMAX_INT8",
+    "SVDF": "Register_SVDF_INT8",
+    "TRANSPOSE_CONV": "Register_TRANSPOSE_CONV_INT8",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "Register_UNIDIRECTIONAL_SEQUENCE_LSTM_INT8",
+}
+
 RESOLVER_METHODS: dict[str, str] = {
     "ABS": "AddAbs",
     "ADD": "AddAdd",
@@ -64,7 +90,6 @@ RESOLVER_METHODS: dict[str, str] = {
     "FULLY_CONNECTED": "AddFullyConnected",
     "GATHER": "AddGather",
     "GATHER_ND": "AddGatherNd",
-    "GELU": "AddGelu",
     "GREATER": "AddGreater",
     "GREATER_EQUAL": "AddGreaterEqual",
     "HARD_SWISH": "AddHardSwish",
@@ -155,7 +180,10 @@ class DeviceSettings:
         input_scale, input_zero_point, output_scale, output_zero_point: int8 quantization of the model's
             input and output tensors.
         transitions: ``C×C`` CRF scores i→j; start, end: ``C`` scores.
-        arena_bytes: measured minimal tensor arena; arena_margin_bytes: added on top in ``kTensorArenaSize``.
+        arena_bytes: measured minimal tensor arena, host TFLM (64-bit: an upper bound for a 32-bit MCU);
+            arena_margin_bytes: added on top in ``kTensorArenaSize``.
+        arena_device_bytes: minimal arena measured on the Cortex-M4 (:mod:`keras_tinyloc.deploy.m4`), or None.
+            When set, a 32-bit build of the sketch uses it (+ the margin) and a 64-bit (host) build ``arena_bytes``.
         ops: TFLite builtin op names used by the model (``"FULLY_CONNECTED"``); duplicates are ignored.
         hop, step_ms, ffill_steps: the pre-processing of ``data/windows.py`` (defaults = that module's).
         feature_index: optional ``(F,)`` raw AP index each model input reads (an access-point selection, e.g.
@@ -185,6 +213,7 @@ class DeviceSettings:
     step_ms: int = 200
     ffill_steps: int = 5
     feature_index: list[int] | None = None
+    arena_device_bytes: int | None = None
 
     def validate(self) -> None:
         """Raise TinyLocError naming the first field that is inconsistent.
@@ -257,7 +286,7 @@ class DeviceSettings:
                 )
             if any(int(v) < 0 for v in self.feature_index) or len(set(map(int, self.feature_index))) != self.n_features:
                 raise TinyLocError(f"{name}: feature_index must hold distinct non-negative indices")
-        if self.arena_bytes < 0 or self.arena_margin_bytes < 0:
+        if self.arena_bytes < 0 or self.arena_margin_bytes < 0 or (self.arena_device_bytes or 0) < 0:
             raise TinyLocError(f"{name}: arena sizes must be >= 0")
         resolver_calls(self.ops)
 
@@ -270,6 +299,8 @@ def resolver_calls(ops: list[str]) -> list[str]:
     out: list[str] = []
     for op in ops:
         key = str(op).upper()
+        if key in NO_TFLM_KERNEL:
+            raise TinyLocError(f"op {op!r}: {NO_TFLM_KERNEL[key]}")
         if key not in RESOLVER_METHODS:
             raise TinyLocError(f"op {op!r}: no tflite::MicroMutableOpResolver method known for it")
         method = RESOLVER_METHODS[key]
@@ -355,8 +386,7 @@ def model_settings_source(settings: DeviceSettings) -> str:
         if str(op).upper() not in op_names:
             op_names.append(str(op).upper())
     trans = [c_float(v) for row in s.transitions for v in row]
-    add_ops = "\n".join(f"  if (resolver.{m}() == 0) ++added;" for m in methods)
-    total_arena = int(s.arena_bytes) + int(s.arena_margin_bytes)
+    add_ops = add_ops_body(op_names)
     feature_index = "" if s.feature_index is None else (
         "\n// Access-point selection: model input i reads raw AP kFeatureIndex[i] (0-based column of the raw scan).\n"
         f"constexpr int kFeatureIndex[kNumFeatures] = {_array(str(int(v)) for v in s.feature_index)};\n"
@@ -366,6 +396,8 @@ def model_settings_source(settings: DeviceSettings) -> str:
 // (floats are the float32 values used on the host).
 #ifndef TINYLOC_MODEL_SETTINGS_H_
 #define TINYLOC_MODEL_SETTINGS_H_
+
+#include <stdint.h>
 
 #include "tinyloc_core.h"
 
@@ -402,17 +434,15 @@ constexpr float kEnd[kNumClasses] = {_array(c_float(v) for v in s.end)};
 constexpr const char* kClassNames[kNumClasses] = {_array((c_string(n) for n in s.class_names), 4)};
 constexpr const char* kFeatureNames[kNumFeatures] = {_array((c_string(n) for n in s.feature_names), 4)};
 {feature_index}
-// Tensor arena: {int(s.arena_bytes)} bytes measured as the minimal working arena + a margin of
-// {int(s.arena_margin_bytes)} bytes (the host-measured figure; a Cortex-M build needs the same or less).
-constexpr int kArenaMeasuredBytes = {int(s.arena_bytes)};
-constexpr int kArenaMarginBytes = {int(s.arena_margin_bytes)};
-constexpr int kTensorArenaSize = {total_arena};
+{_arena_block(s)}
 
 // The model's ops, exactly: declare tflite::MicroMutableOpResolver<kNumOps> and call AddModelOps on it.
 constexpr int kNumOps = {len(methods)};
 constexpr const char* kOpNames[kNumOps] = {_array((c_string(n) for n in op_names), 4)};
 
-// Adds exactly the model's ops; returns how many were added (== kNumOps on success).
+// Adds exactly the model's ops; returns how many were added (== kNumOps on success). With TINYLOC_INT8_KERNELS
+// defined (TFLM's micro_mutable_op_resolver.h included before this header), ops that TFLM has an int8-only kernel
+// for are registered with it: a CMSIS-NN build then links no float/int16 code for them (less flash).
 template <typename Resolver>
 int AddModelOps(Resolver& resolver) {{
   int added = 0;
@@ -431,6 +461,42 @@ constexpr tinyloc::Settings kSettings = {{
 
 #endif  // TINYLOC_MODEL_SETTINGS_H_
 """
+
+
+def add_ops_body(op_names: list[str]) -> str:
+    """The body of ``AddModelOps``: one resolver call per op; an ``#if defined(TINYLOC_INT8_KERNELS)`` branch with
+    the int8-only registrations (:data:`INT8_REGISTRATIONS`) when any op has one."""
+    methods = resolver_calls(op_names)
+    plain = "\n".join(f"  if (resolver.{m}() == 0) ++added;" for m in methods)
+    keys = list(dict.fromkeys(str(op).upper() for op in op_names))
+    if not any(k in INT8_REGISTRATIONS for k in keys):
+        return plain
+    int8 = "\n".join(f"  if (resolver.{RESOLVER_METHODS[k]}(" + (f"tflite::{INT8_REGISTRATIONS[k]}()" if k in
+                                                                 INT8_REGISTRATIONS else "") + ") == 0) ++added;"
+                     for k in keys)
+    return f"#if defined(TINYLOC_INT8_KERNELS)\n{int8}\n#else\n{plain}\n#endif"
+
+
+def _arena_block(s: DeviceSettings) -> str:
+    """The tensor-arena constants of ``model_settings.h``: the measured minimum(s) + the margin."""
+    host, margin = int(s.arena_bytes), int(s.arena_margin_bytes)
+    if s.arena_device_bytes is None:
+        return (f"// Tensor arena: {host} bytes measured as the minimal working arena with TFLM on a 64-bit host (an upper\n"
+                f"// bound for a 32-bit MCU) + a margin of {margin} bytes.\n"
+                f"constexpr int kArenaMeasuredBytes = {host};\n"
+                f"constexpr int kArenaMarginBytes = {margin};\n"
+                f"constexpr int kTensorArenaSize = {host + margin};")
+    dev = int(s.arena_device_bytes)
+    return (f"// Tensor arena: the minimal working arena, measured with TFLM on a Cortex-M4 (CMSIS-NN kernels, QEMU\n"
+            f"// mps2-an386): {dev} bytes; on a 64-bit host: {host} bytes (pointers and TFLM's structs are larger).\n"
+            f"// Plus a margin of {margin} bytes. A 32-bit build takes the Cortex-M4 figure, a 64-bit build the host's.\n"
+            f"#if UINTPTR_MAX > 0xFFFFFFFFu\n"
+            f"constexpr int kArenaMeasuredBytes = {host};\n"
+            f"#else\n"
+            f"constexpr int kArenaMeasuredBytes = {dev};\n"
+            f"#endif\n"
+            f"constexpr int kArenaMarginBytes = {margin};\n"
+            f"constexpr int kTensorArenaSize = kArenaMeasuredBytes + kArenaMarginBytes;")
 
 
 def write_model_settings(out_dir, settings: DeviceSettings) -> Path:

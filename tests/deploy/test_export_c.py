@@ -50,6 +50,39 @@ def test_resolver_calls_dedup_and_unknown():
     assert export_c.RESOLVER_METHODS["DEPTHWISE_CONV_2D"] == "AddDepthwiseConv2D"
     with pytest.raises(TinyLocError, match="'FANCY_OP'"):
         export_c.resolver_calls(["ADD", "FANCY_OP"])
+    with pytest.raises(TinyLocError, match="'GELU': this TFLM has no GELU kernel"):
+        export_c.resolver_calls(["ADD", "GELU"])
+
+
+def test_every_resolver_method_exists_in_the_kits_tflm():
+    """Each method named in RESOLVER_METHODS is declared by the kit's MicroMutableOpResolver (GELU is not)."""
+    import re
+
+    from keras_tinyloc.deploy import tflm_kit
+
+    kit = tflm_kit.find_kit()
+    if kit is None:
+        pytest.skip(tflm_kit.kit_missing_reason())
+    header = (kit / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
+    declared = set(re.findall(r"TfLiteStatus (Add\w+)\(", header))
+    assert set(export_c.RESOLVER_METHODS.values()) <= declared
+    assert "AddGelu" not in declared and set(export_c.NO_TFLM_KERNEL) == {"GELU"}
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None and os.environ.get("CI", "").lower() not in
+                    ("1", "true", "yes"), reason="no arm-none-eabi-g++")
+@needs_gxx
+def test_arena_is_the_m4_figure_on_32_bit_and_the_host_figure_on_64_bit(tmp_path):
+    export_c.write_model_settings(tmp_path, settings(arena_device_bytes=4100))
+    text = (tmp_path / "model_settings.h").read_text()
+    assert "Cortex-M4 (CMSIS-NN kernels, QEMU\n// mps2-an386): 4100 bytes; on a 64-bit host: 5000 bytes" in text
+    src = tmp_path / "arena.cpp"
+    for cxx, want in (("g++", 5000 + 256), ("arm-none-eabi-g++", 4100 + 256)):
+        src.write_text('#include "model_settings.h"\n'
+                       f"static_assert(model_settings::kTensorArenaSize == {want}, \"arena\");\nint main() {{ return 0; }}\n")
+        res = subprocess.run([cxx, "-std=c++11", "-fsyntax-only", "-Wall", "-Werror", f"-I{CORE}", f"-I{tmp_path}",
+                              str(src)], capture_output=True, text=True)
+        assert res.returncode == 0, (cxx, res.stderr)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -88,7 +121,7 @@ def test_model_settings_values_names_ops_exact(tmp_path):
     s = settings()
     path = export_c.write_model_settings(tmp_path, s)
     text = path.read_text()
-    assert "kTensorArenaSize = 5256;" in text and "5000 bytes measured" in text and "margin of\n// 256 bytes" in text
+    assert "kTensorArenaSize = 5256;" in text and "5000 bytes measured" in text and "margin of 256 bytes" in text
     main = r'''#include <stdio.h>
 #include <string.h>
 #include <stdint.h>

@@ -172,6 +172,7 @@ int Record(const tflite::Model* model, size_t arena) {
   }
   printf("rec nodes=%d tensors=%u used=%u\n", nodes, static_cast<unsigned>(sg->tensors()->size()),
          static_cast<unsigned>(it.arena_used_bytes()));
+  g_rec->PrintAllocations();  // "tflm: [RecordingMicroAllocator] Arena allocation total/head/tail N bytes" + types
   return Finish(0);
 }
 
