@@ -324,7 +324,8 @@ def measure_app(app: str, sketch_dir: Path, lib: tflm_kit.Library, work: Path, s
             "stack_bytes": stack, "lines": lines}
 
 
-def _windowed_sketch(tflite_bytes: bytes, settings: export_c.DeviceSettings, work: Path) -> Path:
+def windowed_sketch(tflite_bytes: bytes, settings: export_c.DeviceSettings, work: Path) -> Path:
+    """The export-sketch folder (``stm32/main.cc``, the .ino, the core) of a windowed model, in ``work``."""
     from keras_tinyloc.deploy import sketch
 
     conv = Path(work) / "convert"
@@ -334,7 +335,8 @@ def _windowed_sketch(tflite_bytes: bytes, settings: export_c.DeviceSettings, wor
     return sketch.export_sketch(conv, Path(work) / "tinyloc_measure", overwrite=True)
 
 
-def _stream_sketch(tflite_bytes: bytes, settings: export_c.DeviceSettings, step_io: dict, work: Path) -> Path:
+def stream_sketch(tflite_bytes: bytes, settings: export_c.DeviceSettings, step_io: dict, work: Path) -> Path:
+    """The streaming sketch folder of a step model (``step_io``: see :func:`measure_device`), in ``work``."""
     from keras_tinyloc.deploy import export_stream, sketch
 
     conv = Path(work) / "convert_stream"
@@ -367,11 +369,11 @@ def measure_device(tflite_bytes: bytes, settings: export_c.DeviceSettings, *, st
         model = measure_model(tflite_bytes, inputs, n_random, lib, work)
         dev_settings = dataclasses.replace(settings, arena_device_bytes=model["arena_bytes"])
         if step_io is None:
-            sk = _windowed_sketch(tflite_bytes, dev_settings, work)
+            sk = windowed_sketch(tflite_bytes, dev_settings, work)
             app, what = "stm32", "tflm_app/stm32/main.cc"
             steps = settings.window + 2 * settings.hop
         else:
-            sk = _stream_sketch(tflite_bytes, dev_settings, step_io, work)
+            sk = stream_sketch(tflite_bytes, dev_settings, step_io, work)
             app, what = "stream", "tflm_app/arduino/tflm_app_stream (Arduino shim)"
             steps = 30
         sess = synthetic_session(settings.n_features, steps)
