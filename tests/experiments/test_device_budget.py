@@ -1,0 +1,56 @@
+"""device_budget: the report's tables and findings from a measured-shaped document (pure functions; the measuring
+itself is keras_tinyloc.deploy.m4 / flash_diet, tested in tests/deploy)."""
+from keras_tinyloc.deploy import mcu
+from keras_tinyloc.experiments import device_budget as db
+
+
+def _case(name, flash, tflm_part, arena, host_arena, diet_flash, step=False):
+    costs = mcu.device_costs(200_000, arena + 3000, flash)
+    dev = {"flash_bytes": flash, "flash_tflm_bytes": tflm_part, "flash_model_bytes": 5000, "flash_app_bytes": 4000,
+           "flash_libc_bytes": flash - tflm_part - 9000, "arena_bytes": arena, "ram_bytes": arena + 3000,
+           "ram_split": {"arena": arena, "static": 2000, "heap": 0, "stack": 1000}, "instructions_per_invoke": 200_000,
+           "invoke_per": "200 ms step" if step else "window", "outputs_identical_share": 1.0, "n_compared": 16,
+           "mcu": costs}
+    variants = [{"variant": "default", "what": "the sketch", "flash_bytes": flash, "flash_tflm_bytes": tflm_part,
+                 "static_ram_bytes": 2000, "arena_bytes": arena, "instructions_per_invoke": 200_000,
+                 "outputs_identical_share": 1.0},
+                {"variant": "all_ops", "what": "every op", "flash_bytes": flash + 90_000,
+                 "flash_tflm_bytes": tflm_part + 90_000, "static_ram_bytes": 4000},
+                {"variant": "diet", "what": "strip + int8", "flash_bytes": diet_flash,
+                 "flash_tflm_bytes": tflm_part - (flash - diet_flash), "static_ram_bytes": 1900, "arena_bytes": arena,
+                 "instructions_per_invoke": 199_000, "outputs_identical_share": 1.0}]
+    c = {"name": name, "what": name, "flatbuffer_bytes": 5000, "host_arena_bytes": host_arena, "device": dev,
+         "variants": variants, "test_f1_int8": None}
+    if step:
+        c["arena"] = {"arena_bytes": arena, "arena_used_bytes_reported": arena - 3000,
+                      "recorded": {"total": arena - 3000, "head": 900, "tail": arena - 3900, "nodes": 51,
+                                   "tensors": 82, "persistent_buffers_outside_nodes": 24},
+                      "types": {"node_and_registration": {"used": 1632, "requested": 1632, "count": 51}},
+                      "by_op": {"FULLY_CONNECTED": {"nodes": 6, "persistent": 1308}}, "top_nodes": []}
+    return c
+
+
+def test_notes_state_the_targets_from_the_figures():
+    cases = [_case("mamba-step", 140_000, 100_000, 10_800, 14_800, 60_000, step=True),
+             _case("uji-mlp", 80_000, 43_000, 2_272, 3_008, 70_000)]
+    n = db.notes(cases)
+    assert "mamba-step: TFLM is 71 % of the default firmware's flash (100,000 of 140,000 B" in n[0]
+    assert "M4 arena 10,800 B = 73 % of the host figure" in n[0]
+    assert n[1] == "mamba-step: 64 KiB flash target met: smallest variant `diet` 60,000 B (default 140,000 B)."
+    assert n[2].startswith("mamba-step: 8 KiB arena target NOT met: 10,800 B on the M4 (TFLM reports 7,800 B")
+    assert "uji-mlp: 64 KiB flash target NOT met: smallest variant `diet` 70,000 B" in n[4]
+
+
+def test_markdown_tables():
+    doc = {"meta": {"command": "python benchmarks/device.py", "date": "2026-12-05", "seconds": 100.0,
+                    "compiler": "12.2.1"},
+           "cases": [_case("mamba-step", 140_000, 100_000, 10_800, 14_800, 60_000, step=True)], "notes": ["x"]}
+    md = db.markdown(doc)
+    assert "| mamba-step: mamba-step | 4.9 | 97.7 + 4.9 + 3.9 + 30.3 = **136.7** | 10,800 B (14,800) |" in md
+    assert "| all_ops: every op | 224.6 (185.5) | +87.9 | 4,000 | – | – | – |" in md
+    assert "| diet: strip + int8 | 58.6 (19.5) | -78.1 | 1,900 | 10,800 | 199,000 | 100 % |" in md
+    assert "Smallest: `diet`, 58.6 KiB, within the 64 KiB target." in md
+    assert "| node_and_registration | 1,632 | 51 |" in md and "| FULLY_CONNECTED | 6 | 1,308 |" in md
+    # per MCU: the 8/16-bit cores never fit; a fitting Cortex-M row shows latency and energy
+    row = next(ln for ln in md.splitlines() if ln.startswith("| mamba-step | "))
+    assert row.count("no (core)") == 3 and "**yes**, 2.50 ms" in row  # 200,000 instructions at 80 MHz (STM32L4)
