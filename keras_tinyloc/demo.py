@@ -114,12 +114,16 @@ def _run_demo(cfg: DemoConfig, log) -> dict:
             if _done(conv, "report.json"):
                 rep = json.loads((conv / "report.json").read_text())
             else:
-                rep = convert_run(ConvertConfig(run_dir=str(run_dir), quant=quant, out=str(conv)), dataset=ds)
+                # int8: measured on an emulated Cortex-M4 too when the TFLM kit and the Arm toolchain are here
+                rep = convert_run(ConvertConfig(run_dir=str(run_dir), quant=quant, out=str(conv),
+                                                target="auto" if quant == "int8" else "host"), dataset=ds)
             reports[(run_dir.name, quant)] = rep
             if quant == "int8":
                 log(f"      {run_dir.name}: int8 test F1 {rep.get('test_f1_int8', float('nan')):.4f} "
                     f"(float {rep.get('test_f1_float', float('nan')):.4f}), arena {rep.get('arena_bytes')} B, "
-                    f"flatbuffer {rep.get('flatbuffer_bytes')} B")
+                    f"flatbuffer {rep.get('flatbuffer_bytes')} B"
+                    + (f"; Cortex-M4: RAM {rep['device']['ram_bytes']} B, flash {rep['device']['flash_bytes']} B"
+                       if rep.get("device") else ""))
 
     log("[5/5] summary and sketch")
     rows = []
@@ -137,6 +141,9 @@ def _run_demo(cfg: DemoConfig, log) -> dict:
             "test_f1_dynamic": rd.get("test_f1_dynamic"),
             "arena_bytes": r8.get("arena_bytes"), "flatbuffer_bytes": r8.get("flatbuffer_bytes"),
             "tflm_matches_litert": r8.get("tflm_matches_litert"), "mcus_that_fit": fits,
+            "device_ram_bytes": (r8.get("device") or {}).get("ram_bytes"),
+            "device_flash_bytes": (r8.get("device") or {}).get("flash_bytes"),
+            "fit_basis": "device" if r8.get("device") else "host",
         })
     sketch_dir = out / "sketch"
     chosen, why = choose_sketch_model(rows)
@@ -172,17 +179,24 @@ def summary_markdown(summary: dict) -> str:
         f"# keras_tinyloc demo on `{summary['dataset']}`",
         "",
         "Macro-F1 / accuracy in % on the test split (free-living recordings); int8 measured in the TFLM interpreter; "
-        "arena = minimal working TFLM arena on the host (64-bit, an upper bound for a Cortex-M build).",
+        "arena = minimal working TFLM arena on the host (64-bit, an upper bound for a Cortex-M build). M4 RAM / flash "
+        "= the whole firmware (TFLM + model + sketch + libc; arena + static data + stack) measured on an emulated "
+        "Cortex-M4 (`convert --target cortex-m4`, '—' where the TFLM kit was not available). MCUs that fit: on the M4 "
+        "figures where measured (fit on `device`), else on arena + flatbuffer (fit on `host`, a lower bound of the "
+        "need); only cores that run TFLM.",
         "",
         "| run | model | params | val F1 | test F1 float | test F1 int8 (TFLM) | acc int8 | test F1 dynamic | "
-        "arena B | flatbuffer B | MCUs that fit |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "arena B | flatbuffer B | M4 RAM B | M4 flash B | MCUs that fit (fit on) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in summary["rows"]:
+        dash = lambda v: "—" if v is None else str(v)  # noqa: E731
         lines.append(
             f"| {r['run']} | {r['model']} | {r['params']} | {_f(r['val_f1'])} | {_f(r['test_f1_float'])} | "
             f"{_f(r['test_f1_int8_tflm'])} | {_f(r['test_acc_int8_tflm'])} | {_f(r['test_f1_dynamic'])} | "
-            f"{r['arena_bytes']} | {r['flatbuffer_bytes']} | {', '.join(r['mcus_that_fit']) or 'none'} |"
+            f"{r['arena_bytes']} | {r['flatbuffer_bytes']} | {dash(r.get('device_ram_bytes'))} | "
+            f"{dash(r.get('device_flash_bytes'))} | {', '.join(r['mcus_that_fit']) or 'none'} "
+            f"({r.get('fit_basis', 'host')}) |"
         )
     chosen = summary.get("sketch_model")
     lines.append("")

@@ -11,7 +11,11 @@ def test_summary_markdown_lists_every_run_in_percent():
     row = [line for line in md.splitlines() if line.startswith("| student_kd")][0]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells == ["student_kd", "mamba H8L1", "1432", "90.00", "72.22", "70.60", "96.43", "—", "39152", "23700",
-                     "ADuCM3029, STM32L4"]
+                     "—", "—", "ADuCM3029, STM32L4 (host)"]
+    dev = {**summary["rows"][0], "device_ram_bytes": 36000, "device_flash_bytes": 150000, "fit_basis": "device",
+           "mcus_that_fit": ["STM32L4"]}
+    row = [ln for ln in demo.summary_markdown({**summary, "rows": [dev]}).splitlines() if ln.startswith("| student_kd")]
+    assert row[0].endswith("| 36000 | 150000 | STM32L4 (device) |")
     assert "runs/demo/sketch" in md
 
 
