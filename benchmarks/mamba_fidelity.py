@@ -53,6 +53,7 @@ def main(argv=None) -> int:
                 for variant in a.variants:
                     mf.run_one(mf.SETUPS[name], variant, seed, bases[mf.SETUPS[name].dataset], out, log=log,
                                epochs=a.epochs, patience=a.patience)
+    mf.add_a_drift(out)  # where training took A, read from the learned-A runs' saved models
     rows = mf.load_rows(out)
     analysis = mf.analyse(rows)
     args = [v for v in (argv if argv is not None else sys.argv[1:]) if v != "--report-only"]

@@ -160,6 +160,44 @@ def run_one(setup: Setup, variant: str, seed: int, base, out: Path, log: Callabl
     return row
 
 
+def a_drift(rdir: Path) -> dict:
+    """How far training moved A in a run's saved model: over every block's (E,N) entries, the ratio
+    ``-A_en / n = exp(A_log_en) / n`` (1 = the frozen value): ``{"a_ratio_min", "a_ratio_median", "a_ratio_max",
+    "a_log_mean_abs_change"}`` (the last = mean |A_log - log n|)."""
+    import numpy as np
+
+    from keras_tinyloc.models.mamba import MambaBlock
+    from keras_tinyloc.training.train import load_run
+
+    tagger, _, _ = load_run(rdir)
+    ratios, changes = [], []
+    stack = [tagger.emitter]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, MambaBlock):
+            a_log = np.asarray(layer.scan.A_log, np.float64)  # (E,N)
+            log_n = np.log(np.arange(1, a_log.shape[1] + 1))
+            ratios.append(np.exp(a_log - log_n).ravel())
+            changes.append(np.abs(a_log - log_n).ravel())
+        stack.extend(getattr(layer, "layers", []))
+    r, c = np.concatenate(ratios), np.concatenate(changes)
+    return {"a_ratio_min": float(r.min()), "a_ratio_median": float(np.median(r)), "a_ratio_max": float(r.max()),
+            "a_log_mean_abs_change": float(c.mean())}
+
+
+def add_a_drift(out: Path) -> int:
+    """Add :func:`a_drift` to every learned-A ``row.json`` under ``out`` that lacks it; returns how many."""
+    done = 0
+    for p in sorted(Path(out).glob("*/*/row.json")):
+        row = json.loads(p.read_text())
+        if VARIANTS.get(row["variant"], ("", {}))[1].get("a_mode") != "learned" or "a_drift" in row:
+            continue
+        row["a_drift"] = a_drift(p.parent)
+        p.write_text(json.dumps(row, indent=1))
+        done += 1
+    return done
+
+
 def load_rows(out: Path) -> list[dict]:
     """Every ``out/<setup>/<variant>-s<seed>/row.json``, in :data:`SETUPS` x :data:`VARIANTS` x seed order."""
     rows = [json.loads(p.read_text()) for p in Path(out).glob("*/*/row.json")]
@@ -305,12 +343,25 @@ def _ci(p: dict) -> str:
 
 NOTES = (
     "On `uji-zones` every window is one scan (T = 1): the scan makes a single step from h = 0, so y = C (input "
-    "gain) B x + D x and A enters only through the ZOH gain (1 − e^{δA})/(−A) (Euler: δ). There a learned A can "
+    "gain) B x + D x and A enters only through the ZOH gain (1 − e^{δA})/(−A); the Euler gain δ has no A at all, "
+    "so `learned-euler` gets no gradient for A there and equals `frozen-euler` run for run. There a learned A can "
     "only reshape the input gain; the recurrence itself is exercised by the windowed `house-a` and `sphere` "
     "(T = 20).",
     "Parameter counts are equal across variants: A_log (E,N) is counted whether frozen or trained (the paper's "
     "count).",
 )
+
+
+def drift_lines(rows: Sequence[dict], setup: str) -> list[str]:
+    """Per learned-A variant of ``setup``: mean |A_log − log n| over seeds and the range of −A_n / n
+    (from the rows' ``a_drift``, :func:`add_a_drift`)."""
+    out = []
+    for v in VARIANTS:
+        ds = [r["a_drift"] for r in rows if r["setup"] == setup and r["variant"] == v and "a_drift" in r]
+        if ds:
+            out.append(f"`{v}` mean |A_log − log n| {sum(d['a_log_mean_abs_change'] for d in ds) / len(ds):.2f}, "
+                       f"−A/n from {min(d['a_ratio_min'] for d in ds):.2f} to {max(d['a_ratio_max'] for d in ds):.2f}")
+    return out
 
 
 def markdown(rows: Sequence[dict], analysis: dict, command: str, notes: Sequence[str] = NOTES) -> str:
@@ -365,6 +416,9 @@ def markdown(rows: Sequence[dict], analysis: dict, command: str, notes: Sequence
         lines += ["", f"Factor effects (pooled pairs): learned A − frozen A: test {_ci(e_t['learned_a'])}, "
                   f"val {_ci(e_v['learned_a'])}; Euler − ZOH: test {_ci(e_t['euler'])}, val {_ci(e_v['euler'])}.",
                   ""]
+        drift = drift_lines(rows, su)
+        if drift:
+            lines += ["Where training took A (learned variants, all seeds): " + "; ".join(drift) + ".", ""]
     lines += ["## Every run", "", "| setup | variant | seed | val F1 | test F1 | test acc | best epoch / run | s |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:

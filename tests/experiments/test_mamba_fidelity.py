@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from helpers import synth_dataset
@@ -94,3 +95,12 @@ def test_run_one_tiny(tmp_path):
     assert evaluate(tagger, ds)["test_f1"] == pytest.approx(r["test_f1"])  # the saved run reproduces the row
     assert mf.run_one(setup, "learned-euler", 1, ds, tmp_path, log=logs.append) == r and len(logs) == 1  # cached
     assert mf.load_rows(tmp_path) == [r]
+    # where training took A: read back from the saved model (2 epochs at lr 1e-2 move it a little)
+    assert mf.add_a_drift(tmp_path) == 1 and mf.add_a_drift(tmp_path) == 0
+    drift = mf.load_rows(tmp_path)[0]["a_drift"]
+    a_log = np.asarray(scan.A_log, np.float64)  # (E,N) = (8, 16)
+    change = np.abs(a_log - np.log(np.arange(1, 17)))
+    assert drift["a_log_mean_abs_change"] == pytest.approx(change.mean()) and 0 < change.mean() < 0.5
+    assert drift["a_ratio_min"] <= drift["a_ratio_median"] <= drift["a_ratio_max"]
+    assert "`learned-euler` mean |A_log − log n| " in mf.markdown(mf.load_rows(tmp_path), mf.analyse(
+        mf.load_rows(tmp_path)), "CMD")
