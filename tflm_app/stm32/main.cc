@@ -15,12 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model_data.h"
-#include "model_settings.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 #include "tensorflow/lite/schema/schema_utils.h"
+// after TFLM's headers: AddModelOps may name TFLM's int8-only kernels (-DTINYLOC_INT8_KERNELS)
+#include "model_data.h"
+#include "model_settings.h"
 #include "tinyloc_app.h"
 #include "tinyloc_core.h"
 
