@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("keras_tinyloc.experiments.sweep", "resumable experiment sweep that regenerates the paper's tables"),
     "beyond": ("keras_tinyloc.experiments.beyond", "UJIIndoorLoc beyond the paper: int8 MLP rows (AP selection, "
                "augmentation, distillation) through TFLM"),
+    "fit": ("keras_tinyloc.experiments.fit", "the most accurate model that fits an MCU: budgeted search over families, "
+            "sizes and training levers (validation only, successive halving, resumable)"),
     "demo": ("keras_tinyloc.demo", "the end-to-end demo: simulate, train, distill, convert, measure"),
 }
 
