@@ -1,9 +1,18 @@
-"""Writes notebooks/0*.ipynb from the cell sources below (run: python notebooks/build_notebooks.py).
+"""Writes notebooks/0*.ipynb from the cell sources below and, with ``--execute``, runs them and stores their outputs.
 
-Keeping the sources in one Python file keeps notebook diffs readable; the .ipynb files are committed without outputs.
+``make notebooks`` (= ``python notebooks/build_notebooks.py --execute``) regenerates the committed notebooks: the
+sources here, then each notebook executed in ``notebooks/`` with full settings (runs go to ``notebooks/runs/``, not
+committed), its outputs kept so that tables and plots show on the repository page. Execution timestamps are dropped
+and the outputs are checked for absolute paths of this machine (none may be committed). Keeping the sources in one
+Python file keeps notebook diffs readable.
+
 Every notebook reads ``KERAS_TINYLOC_NB_SMALL``: set to 1 (the test suite does) for tiny settings that run in a minute;
 unset, the notebooks use full settings.
 """
+import argparse
+import os
+import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -13,7 +22,8 @@ HERE = Path(__file__).resolve().parent
 
 SETUP = '''import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_tinyloc.errors import quiet_tensorflow
+quiet_tensorflow()  # no TensorFlow start-up banner or retracing warnings in the outputs
 SMALL = os.environ.get("KERAS_TINYLOC_NB_SMALL") == "1"   # tiny settings for the test suite
 RUNS = os.environ.get("KERAS_TINYLOC_NB_RUNS", "runs/notebooks")  # where notebook runs are written
 import json
@@ -226,12 +236,149 @@ for png in sorted(p for p in Path(SWEEP).rglob("*.png") if "runs" not in p.relat
 ]
 
 
-def main() -> None:
+NB["06_your_own_house"] = [
+    new_markdown_cell("# 6. Your own house: a recordings file → data info → train → convert → sketch\n\n"
+                      "Your beacons, your rooms: everything the toolkit does with the built-in datasets it does with "
+                      "one CSV of your recordings (`--dataset path/to/recordings.csv`; the format is "
+                      "[docs/recordings-format.md](../docs/recordings-format.md)). Here a small file is made in the "
+                      "notebook — three rooms, four beacons, a person walking between rooms — and taken all the way to "
+                      "an Arduino sketch. The command-line equivalent of each step is printed with it."),
+    new_code_cell(SETUP),
+    new_markdown_cell("## A recordings file\n\nLong form: one row per received packet — `time` (seconds or ISO 8601), "
+                      "`ap` (any name or MAC), `rssi` (dBm), `room` (empty = not labelled) and `session` (one "
+                      "recording). Here a 5 Hz wearable is heard by each beacon with a log-distance path loss, "
+                      "shadowing and lost packets."),
+    new_code_cell('''import pandas as pd
+HOUSE = Path(RUNS) / "own_house"
+HOUSE.mkdir(parents=True, exist_ok=True)
+ROOMS = {"kitchen": (2.0, 2.0), "living room": (8.0, 3.0), "bedroom": (5.0, 9.0)}  # room centres (m)
+BEACONS = {"beacon-kitchen": (1.0, 1.0), "beacon-sofa": (9.5, 2.0), "beacon-bed": (5.0, 10.5), "beacon-hall": (5.0, 5.5)}
+rng = np.random.default_rng(7)
+rows = []
+n_sessions, minutes = (3, 5) if SMALL else (6, 10)
+for s in range(n_sessions):
+    t0 = np.datetime64("2024-05-06T08:00:00", "ms") + np.timedelta64(s, "D")
+    room = rng.choice(list(ROOMS))
+    pos = np.array(ROOMS[room]) + rng.normal(0, 0.5, 2)
+    for k in range(minutes * 60 * 5):  # 5 packets a second
+        if rng.random() < 1 / 150:  # about every 30 s: walk to another room
+            room = rng.choice([r for r in ROOMS if r != room])
+        pos += 0.2 * (np.array(ROOMS[room]) - pos) + rng.normal(0, 0.05, 2)
+        t = t0 + np.timedelta64(200 * k + int(rng.integers(0, 30)), "ms")
+        for ap, xy in BEACONS.items():
+            d = max(np.hypot(*(pos - np.array(xy))), 0.5)
+            rssi = -55 - 25 * np.log10(d) + rng.normal(0, 4)
+            if rssi > -95 and rng.random() < 0.7:  # heard (or the packet was lost)
+                rows.append((str(t), ap, int(round(rssi)), room, f"day{s + 1}"))
+recordings = HOUSE / "my_house.csv"
+pd.DataFrame(rows, columns=["time", "ap", "rssi", "room", "session"]).to_csv(recordings, index=False)
+print(f"{len(rows):,} rows in {recordings.name}")
+pd.read_csv(recordings).head(8)'''),
+    new_markdown_cell("## `data info`: what the file loads to, and how it was split\n\nNo `split` column: whole "
+                      "sessions go to test (the last ones, about a quarter of the rows), every 4th minute of the "
+                      "others to validation. Same pre-processing as the built-in BLE houses: 5 Hz grid, 1 s forward "
+                      "fill, −120 dBm for \"not heard\", 4 s windows with 50 % overlap."),
+    new_code_cell('''import subprocess, sys
+def run(*args):
+    """Run a keras_tinyloc command as a user would, show what it prints."""
+    print("$ python -m keras_tinyloc", " ".join(args))
+    res = subprocess.run([sys.executable, "-m", "keras_tinyloc", *args], capture_output=True, text=True)
+    print(res.stdout + res.stderr)
+    assert res.returncode == 0
+
+run("data", "info", "--dataset", str(recordings))'''),
+    new_code_cell('''from keras_tinyloc.data.registry import load_dataset
+ds = load_dataset(str(recordings))
+df = pd.read_csv(recordings, parse_dates=["time"])
+day = df[df.session == "day1"]
+fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 4.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+for ap, g in day.groupby("ap"):
+    a1.plot(g.time, g.rssi, ".", ms=1.5, label=ap)
+a1.set_ylabel("RSSI (dBm)"); a1.legend(ncol=4, fontsize=8, markerscale=6)
+a2.plot(day.time, day.room.map({r: i for i, r in enumerate(ds.class_names)}), drawstyle="steps-post")
+a2.set_yticks(range(ds.n_classes)); a2.set_yticklabels(ds.class_names, fontsize=8); a2.set_xlabel("day1")
+plt.show()'''),
+    new_markdown_cell("## Train\n\nThe run records the dataset path and its options in `config.json`, so `convert` "
+                      "later rebuilds exactly these windows."),
+    new_code_cell('''from keras_tinyloc.training.train import TrainConfig, train
+run_dir = HOUSE / "mamba_h8l1"
+print(f"$ python -m keras_tinyloc train --dataset {recordings} --model mamba --hidden 8 --layers 1 --out {run_dir}")
+metrics = train(TrainConfig(dataset=str(recordings), model="mamba", hidden=8, layers=1, out=str(run_dir),
+                            epochs=3 if SMALL else 150, overwrite=True, verbose=False), dataset=ds)
+pd.DataFrame([metrics])[["params", "val_f1", "test_f1", "test_acc", "epochs_run", "best_epoch"]]'''),
+    new_markdown_cell("## Convert to full int8, run it in TFLM, export the sketch\n\nThe rooms and beacons keep their "
+                      "names in `model_settings.h` and in the sketch's README, which is written for this model."),
+    new_code_cell('''from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
+sketch = HOUSE / "my_house"
+print(f"$ python -m keras_tinyloc convert {run_dir} --sketch {sketch}")
+rep = convert_run(ConvertConfig(run_dir=str(run_dir), quant="int8", sketch=str(sketch), overwrite=True))
+print(f"float ops: {rep['float_ops'] or 'none'}; flatbuffer {rep['flatbuffer_bytes']:,} B; "
+      f"minimal arena {rep['arena_bytes']:,} B (TFLM, 64-bit host)")
+print(f"test macro-F1: float {rep['test_f1_float']:.4f} -> int8 in TFLM {rep['test_f1_int8']:.4f}")
+settings_h = (run_dir / "tflite-int8" / "model_settings.h").read_text()
+import re
+for array in ("kClassNames", "kFeatureNames"):
+    names = re.search(array + r"\\[\\w+\\] = \\{(.*?)\\};", settings_h, re.S).group(1)
+    print(f"model_settings.h {array}: {' '.join(names.split())}")'''),
+    new_code_cell('''print(sorted(p.name for p in sketch.iterdir()))
+readme = (sketch / "README.md").read_text()
+from IPython.display import Markdown, display
+display(Markdown(readme.split("## Then")[0]))'''),
+]
+
+
+def machine_paths() -> list[str]:
+    """Absolute folders of this machine that must not appear in a committed notebook."""
+    found = {str(HERE.parent), str(Path.home())}
+    try:
+        from keras_tinyloc.paths import user_cache_dir
+
+        found.add(str(user_cache_dir()))
+    except ImportError:
+        pass
+    return sorted(found, key=len, reverse=True)
+
+
+def execute(path: Path, timeout: int = 3600) -> None:
+    """Run one notebook in ``notebooks/`` with full settings and store it with its outputs (no timestamps)."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env_before = dict(os.environ)
+    os.environ.pop("KERAS_TINYLOC_NB_SMALL", None)
+    os.environ.setdefault("KERAS_TINYLOC_NB_RUNS", "runs/notebooks")
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    bad = []
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") + "".join(str(v) for k, v in out.get("data", {}).items() if k.startswith("text"))
+            bad += [m for m in machine_paths() if m in text]
+    if bad:
+        sys.exit(f"{path.name}: an output names {bad[0]} (a path of this machine); fix the cell, nothing written")
+    nbformat.write(nb, path)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="Write the notebooks from their sources; --execute also runs them.")
+    p.add_argument("--execute", action="store_true", help="run each notebook (full settings) and keep its outputs")
+    p.add_argument("names", nargs="*", help="only these notebooks (e.g. 06_your_own_house)")
+    a = p.parse_args(argv)
     for name, cells in NB.items():
+        if a.names and name not in a.names:
+            continue
         nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                 "language": "python"}})
-        nbformat.write(nb, HERE / f"{name}.ipynb")
-        print("wrote", HERE / f"{name}.ipynb")
+        path = HERE / f"{name}.ipynb"
+        nbformat.write(nb, path)
+        print("wrote", path.relative_to(HERE.parent))
+        if a.execute:
+            execute(path)
+            print("executed", path.relative_to(HERE.parent))
 
 
 if __name__ == "__main__":
