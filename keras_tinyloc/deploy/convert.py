@@ -11,6 +11,16 @@ on training windows), rejected if any float op, QUANTIZE/DEQUANTIZE island or op
 **through TFLM**. **dynamic** = dynamic-range (int8 weights, float activations): host-only, evaluated with LiteRT,
 not deployable to TFLM. **float** = float32 reference, evaluated through TFLM.
 
+Targets (``--target``): **host** = the figures above (arena from the 64-bit host TFLM: an upper bound for an MCU;
+MCU fit on arena + flatbuffer, a lower bound of the need). **cortex-m4** (int8 only) = also a ``device`` section,
+measured with real TFLM (CMSIS-NN) on an emulated Cortex-M4F (:func:`keras_tinyloc.deploy.m4.measure_device`: minimal
+M4 arena, whole-firmware flash split, RAM with stack and static data, exact instructions per invoke, outputs vs the
+host TFLM, latency and energy per MCU); the MCU fit then uses the whole firmware's flash and RAM, and
+``model_settings.h`` gets the M4 arena for 32-bit builds. The command line's default is ``cortex-m4`` when the TFLM kit
+and the Arm toolchain are present (``auto``), else ``host``; :class:`ConvertConfig`'s default is ``host`` (library
+callers — sweeps, benchmarks, tests — ask for the device explicitly: it costs ~10-30 s per model, plus a one-time
+TFLM library build of a few minutes, cached).
+
 Only the emitter ``(B,T,F) -> (B,T,C)`` is converted, with the batch fixed at 1 (as on the device; it also removes
 the SHAPE/GATHER/PACK ops a dynamic batch puts around every reshape); the shipped flatbuffer has its tensor names
 stripped (:func:`strip_tensor_names`: up to 3/4 of a small model's flash). CRF Viterbi decoding runs on the host on the
@@ -37,6 +47,8 @@ from keras_tinyloc.deploy.quantize import dequantize, quantize, representative_d
 from keras_tinyloc.training.train import load_run, load_run_dataset
 
 QUANT_MODES = ("int8", "dynamic", "float")
+TARGETS = ("host", "cortex-m4", "auto")
+DEVICE_COMPARE_WINDOWS = 64  # test windows run on the emulated M4 and compared with the host TFLM
 
 
 @dataclasses.dataclass
@@ -53,6 +65,8 @@ class ConvertConfig:
         arena_margin_bytes: added to the measured arena in ``model_settings.h``.
         overwrite: replace an existing non-empty ``out``.
         data_dir: override the run's data directory (None = the one in config.json).
+        target: ``host`` (default here), ``cortex-m4`` (adds the ``device`` section; int8 only) or ``auto``
+            (cortex-m4 when :func:`keras_tinyloc.deploy.m4.tools_missing_reason` is None, else host).
     """
 
     run_dir: str
@@ -65,6 +79,7 @@ class ConvertConfig:
     arena_margin_bytes: int = 256
     overwrite: bool = False
     data_dir: str | None = None
+    target: str = "host"
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path(self.run_dir) / f"tflite-{self.quant}"
@@ -291,8 +306,48 @@ def convert_model(emitter, crf: dict, ds, quant: str = "int8", n_calibration: in
     rep["f1_drop_points"] = round(100.0 * (m_float["f1"] - m_q["f1"]), 3)
     rep["mcu_fit"] = mcu.fit(rep["arena_bytes"], len(buf))
     rep["ram_classes"] = mcu.ram_classes(rep["arena_bytes"], len(buf))
+    rep["mcu_fit_basis"] = HOST_FIT_BASIS
     rep["seconds"] = round(time.perf_counter() - t0, 3)
     return buf, rep
+
+
+HOST_FIT_BASIS = ("host: tensor arena (64-bit host TFLM) vs RAM, flatbuffer vs flash — a lower bound of the need "
+                  "(no TFLM code, app, stack or static data)")
+DEVICE_FIT_BASIS = ("device: whole firmware flash (TFLM + model + app + libc) and RAM (arena + static + heap + stack), "
+                    "Cortex-M4 build on QEMU mps2-an386")
+
+
+def resolve_target(target: str, quant: str) -> str:
+    """``host`` or ``cortex-m4`` for a requested target; TinyLocError (before any work) if it cannot be met."""
+    from keras_tinyloc.deploy import m4
+
+    if target not in TARGETS:
+        raise TinyLocError(f"--target {target!r}: choose from {', '.join(TARGETS)}")
+    if target == "host":
+        return "host"
+    missing = m4.tools_missing_reason()
+    if target == "auto":
+        return "cortex-m4" if missing is None and quant == "int8" else "host"
+    if quant != "int8":
+        raise TinyLocError(f"--target cortex-m4 needs --quant int8 (the device runs the int8 model), got --quant {quant}")
+    if missing:
+        raise TinyLocError(f"--target cortex-m4: {missing}")
+    return "cortex-m4"
+
+
+def add_device_figures(rep: dict, buf: bytes, settings, x_test_q: np.ndarray | None = None) -> dict:
+    """Measure ``buf`` on the emulated Cortex-M4 (:func:`keras_tinyloc.deploy.m4.measure_device`) and put the result
+    in ``rep["device"]``; the MCU fit switches to whole-firmware figures. ``x_test_q``: int8 windows ``(B,T,F)`` for
+    the output comparison (the first :data:`DEVICE_COMPARE_WINDOWS`)."""
+    from keras_tinyloc.deploy import m4
+
+    inputs = None if x_test_q is None else [np.asarray(x_test_q[:DEVICE_COMPARE_WINDOWS])[:, None]]
+    dev = m4.measure_device(buf, settings, inputs=inputs)
+    rep["device"] = dev
+    rep["mcu_fit"] = {k: {f: v[f] for f in ("ram", "flash", "runs_tflm", "fits")} for k, v in dev["mcu"].items()}
+    rep["ram_classes"] = mcu.ram_classes(dev["ram_bytes"], dev["flash_bytes"])
+    rep["mcu_fit_basis"] = DEVICE_FIT_BASIS
+    return dev
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -324,6 +379,7 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
         raise TinyLocError(f"--quant {cfg.quant!r}: choose from {', '.join(QUANT_MODES)}")
     if cfg.sketch and cfg.quant != "int8":
         raise TinyLocError(f"--sketch needs --quant int8 (the device runs the int8 model), got --quant {cfg.quant}")
+    target = resolve_target(cfg.target, cfg.quant)
     out = cfg.out_dir()
     check_writable(out)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
@@ -341,10 +397,17 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
            "hidden": config.get("hidden"), "layers": config.get("layers"), "params": int(params),
            "run_test_f1": metrics.get("test_f1"), "class_names": list(ds.class_names),
            "feature_names": list(ds.feature_names), **rep}
+    rep["target"] = target
+    settings = _device_settings(rep, ds, crf, cfg.arena_margin_bytes, name) if cfg.quant == "int8" else None
+    if target == "cortex-m4":
+        x_q = quantize(ds.x_test.astype(np.float32), rep["input"]["scale"], rep["input"]["zero_point"])
+        dev = add_device_figures(rep, buf, settings, x_q)
+        settings = dataclasses.replace(settings, arena_device_bytes=dev["arena_bytes"])
     with atomic_dir(out, overwrite=cfg.overwrite) as tmp:
         atomic_write_bytes(tmp / "model.tflite", buf)
-        if cfg.quant == "int8":
-            rep["device_files"] = _write_device_files(tmp, buf, rep, ds, crf, cfg.arena_margin_bytes, name)
+        if settings is not None:
+            rep["device_files"] = _write_device_files(tmp, buf, settings)
+            rep["arena_margin_bytes"] = int(cfg.arena_margin_bytes)
         atomic_write_json(tmp / "report.json", rep)
         atomic_write_text(tmp / "report.md", report_markdown(rep))
     if cfg.sketch:
@@ -352,10 +415,10 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
     return rep
 
 
-def _write_device_files(out: Path, buf: bytes, rep: dict, ds, crf: dict, margin: int, name: str) -> list[str]:
+def _device_settings(rep: dict, ds, crf: dict, margin: int, name: str):
     from keras_tinyloc.deploy import export_c
 
-    settings = export_c.DeviceSettings(
+    return export_c.DeviceSettings(
         model_name=name, window=ds.window, n_features=ds.n_features, n_classes=ds.n_classes,
         class_names=list(ds.class_names), feature_names=list(ds.feature_names),
         scale_low=[float(v) for v in ds.scaling.low], scale_high=[float(v) for v in ds.scaling.high],
@@ -368,10 +431,14 @@ def _write_device_files(out: Path, buf: bytes, rep: dict, ds, crf: dict, margin:
         # the grid of a recordings file (--rate-hz, --hop-s): the device must cut the windows the model was trained on
         **{k: int(ds.meta[k]) for k in ("hop", "step_ms", "ffill_steps") if k in ds.meta},
     )
+
+
+def _write_device_files(out: Path, buf: bytes, settings) -> list[str]:
+    from keras_tinyloc.deploy import export_c
+
     before = {p.name for p in out.iterdir()}
     export_c.write_model_data(out, buf)
     export_c.write_model_settings(out, settings)
-    rep["arena_margin_bytes"] = int(margin)
     return sorted({p.name for p in out.iterdir()} - before)
 
 
@@ -451,12 +518,54 @@ def report_markdown(rep: dict) -> str:
                      f"room on {100 * m['share_same_window_prediction']:.2f} % of windows |")
     if rep.get("arena_note"):
         lines += ["", f"Arena: {rep['arena_note']}."]
-    lines += ["", "| MCU (paper Table 1) | RAM | flash | fits |", "|---|---|---|---|"]
+    dev = rep.get("device")
+    if dev:
+        lines += device_markdown(dev, rep.get("arena_bytes"))
+    basis = rep.get("mcu_fit_basis") or HOST_FIT_BASIS
+    lines += ["", f"MCU fit ({basis}):", ""]
+    if dev:
+        lines += ["| MCU (paper Table 1) | core, clock | RAM | flash | runs TFLM | fits | latency / invoke | "
+                  "energy / invoke |", "|---|---|---|---|---|---|---|---|"]
+    else:
+        lines += ["| MCU (paper Table 1) | core, clock | RAM | flash | runs TFLM | fits |", "|---|---|---|---|---|---|"]
     for mm in mcu.MCUS:
         f = rep["mcu_fit"][mm.name]
-        lines.append(f"| {mm.name} ({mm.ram_kb} KB / {mm.flash_kb} KB) | {'yes' if f['ram'] else 'no'} | "
-                     f"{'yes' if f['flash'] else 'no'} | {'**yes**' if f['fits'] else 'no'} |")
+        row = (f"| {mm.name} ({mm.ram_kb} KB / {mm.flash_kb} KB) | {mm.core}, {mm.clock_mhz:g} MHz | "
+               f"{'yes' if f['ram'] else 'no'} | {'yes' if f['flash'] else 'no'} | "
+               f"{'yes' if mm.runs_tflm else 'no'} | {'**yes**' if f['fits'] else 'no'} |")
+        if dev:
+            c = dev["mcu"][mm.name]
+            row += (f" {c['latency_ms']:.2f} ms | {c['energy_uj']:.1f} µJ |" if c["latency_ms"] is not None
+                    else " – | – |")
+        lines.append(row)
+    if dev:
+        a = dev["cost_assumptions"]
+        lines += ["", f"Latency and energy per invoke: {a['note']}"]
     return "\n".join(lines) + "\n"
+
+
+def device_markdown(dev: dict, host_arena: int | None = None) -> list[str]:
+    """The ``device`` section of report.md (figures of :func:`keras_tinyloc.deploy.m4.measure_device`)."""
+    per = dev.get("invoke_per", "window")
+    r, s = dev["ram_split"], dev["arena_search"]
+    lo, hi = dev["instructions_range"]
+    return [
+        "", f"## Device: {dev['board']}", "",
+        f"TFLM {dev['tflm']}; firmware = {dev['app']} linked for this model (-Os, --gc-sections, newlib-nano).", "",
+        "| device figure | value |", "|---|---|",
+        f"| tensor arena, minimal working on the M4 | {_fmt(dev['arena_bytes'])} B (host 64-bit: "
+        f"{_fmt(host_arena)} B; TFLM's arena_used_bytes() says {_fmt(dev['arena_used_bytes_reported'])} B, which is "
+        f"not the minimum; {s['probes']} probes, each its own emulator run, {s['crashed']} crashed) |",
+        f"| RAM = arena + static + heap + stack | {_fmt(dev['ram_bytes'])} B = {_fmt(r['arena'])} + {_fmt(r['static'])} "
+        f"+ {_fmt(r['heap'])} + {_fmt(r['stack'])} (stack high-water mark) |",
+        f"| flash = whole firmware (text + data) | {_fmt(dev['flash_bytes'])} B = TFLM {_fmt(dev['flash_tflm_bytes'])} "
+        f"+ model {_fmt(dev['flash_model_bytes'])} + app {_fmt(dev['flash_app_bytes'])} + libc "
+        f"{_fmt(dev['flash_libc_bytes'])} |",
+        f"| instructions per invoke (one {per}) | {_fmt(dev['instructions_per_invoke'])} (range {_fmt(lo)}–{_fmt(hi)}"
+        f" over {dev['n_compared']} inputs; exact count, QEMU TCG plugin) |",
+        f"| outputs identical to the host TFLM | {100 * dev['outputs_identical_share']:.1f} % of {dev['n_compared']} "
+        f"inputs |",
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -475,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arena-margin", type=int, default=256, help="bytes added to the measured arena on the device")
     p.add_argument("--data-dir", help="override the run's data directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument("--target", choices=TARGETS, default="auto",
+                   help="host = host TFLM figures only; cortex-m4 = also measure the model on an emulated Cortex-M4F "
+                        "(QEMU, TFLM from the kit: arena, flash, RAM, instructions); auto (default) = cortex-m4 when "
+                        "the TFLM kit and the Arm toolchain are here and --quant is int8, else host")
     return p
 
 
@@ -483,11 +596,16 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     cfg = ConvertConfig(run_dir=a.run_dir, quant=a.quant, out=a.out, sketch=a.sketch, n_calibration=a.n_calibration,
                         seed=a.seed, calibration=a.calibration, arena_margin_bytes=a.arena_margin,
-                        overwrite=a.overwrite, data_dir=a.data_dir)
+                        overwrite=a.overwrite, data_dir=a.data_dir, target=a.target)
     rep = convert_run(cfg)
     q = rep["quant"]
-    print(f"{cfg.out_dir()}: {q} flatbuffer {rep['flatbuffer_bytes']} B, arena {rep.get('arena_bytes')} B, "
+    print(f"{cfg.out_dir()}: {q} flatbuffer {rep['flatbuffer_bytes']} B, arena {rep.get('arena_bytes')} B (host), "
           f"F1 float {100 * rep['test_f1_float']:.2f} -> {q} {100 * rep[f'test_f1_{q}']:.2f}")
+    dev = rep.get("device")
+    if dev:
+        print(f"cortex-m4: arena {dev['arena_bytes']} B, RAM {dev['ram_bytes']} B, flash {dev['flash_bytes']} B "
+              f"(TFLM {dev['flash_tflm_bytes']}, model {dev['flash_model_bytes']}), "
+              f"{dev['instructions_per_invoke']} instructions per invoke")
     return 0
 
 

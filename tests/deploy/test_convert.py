@@ -336,3 +336,44 @@ def test_report_names_rooms_and_access_points_and_no_folder_of_the_recordings():
         "Access points (input order): " + ", ".join(f"`b{i}`" for i in range(16)) + " … (20 in all).", ""]
     assert convert._dataset_shown("/home/someone/homes/my_flat.csv") == "my_flat.csv"
     assert convert._dataset_shown("house-a") == "house-a"
+
+
+def test_convert_run_cortex_m4_adds_the_device_section(run_dir, ds, tmp_path, m4_lib):
+    """--target cortex-m4: the device section (emulated M4), the MCU fit on whole-firmware figures, and the M4 arena
+    in model_settings.h for 32-bit builds."""
+    out = tmp_path / "m4"
+    rep = convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), out=str(out), target="cortex-m4"), dataset=ds)
+    dev = rep["device"]
+    assert rep["target"] == "cortex-m4" and rep["mcu_fit_basis"] == convert.DEVICE_FIT_BASIS
+    assert 0 < dev["arena_bytes"] < rep["arena_bytes"]  # 32-bit structs: less than the host's minimum
+    assert dev["flash_bytes"] == sum(dev[f"flash_{p}_bytes"] for p in ("tflm", "model", "app", "libc"))
+    assert dev["flash_model_bytes"] >= rep["flatbuffer_bytes"] and dev["ram_bytes"] == sum(dev["ram_split"].values())
+    assert dev["outputs_identical_share"] == 1.0 and dev["n_compared"] == min(len(ds.x_test),
+                                                                               convert.DEVICE_COMPARE_WINDOWS)
+    fit = mcu.fit(dev["ram_bytes"], dev["flash_bytes"])
+    assert rep["mcu_fit"] == fit and rep["ram_classes"] == mcu.ram_classes(dev["ram_bytes"], dev["flash_bytes"])
+    assert json.loads((out / "report.json").read_text())["device"]["arena_bytes"] == dev["arena_bytes"]
+    settings = (out / "model_settings.h").read_text()
+    assert "#if UINTPTR_MAX > 0xFFFFFFFFu" in settings
+    assert f"constexpr int kArenaMeasuredBytes = {dev['arena_bytes']};" in settings
+    assert f"constexpr int kArenaMeasuredBytes = {rep['arena_bytes']};" in settings
+    md = (out / "report.md").read_text()
+    assert "## Device: QEMU mps2-an386" in md
+    assert f"| tensor arena, minimal working on the M4 | {dev['arena_bytes']:,} B (host 64-bit: {rep['arena_bytes']:,} B" in md
+    assert f"| flash = whole firmware (text + data) | {dev['flash_bytes']:,} B = TFLM {dev['flash_tflm_bytes']:,}" in md
+    msp = next(ln for ln in md.splitlines() if ln.startswith("| MSP430FR5969 (2 KB / 64 KB) | MSP430 (16-bit), 16 MHz | "))
+    assert msp.endswith("| no | no | – | – |")  # runs TFLM: no; fits: no; no latency or energy
+
+
+def test_target_is_checked_before_any_work(run_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "never"
+    rc, err = _cli(capsys, [str(run_dir), "--out", str(out), "--target", "cortex-m4", "--quant", "dynamic"])
+    assert rc == 2 and err == ["error: --target cortex-m4 needs --quant int8 (the device runs the int8 model), got "
+                               "--quant dynamic"]
+    monkeypatch.setenv("TFLM_DIR", str(tmp_path))  # not a kit: an explicit device target fails, auto falls back
+    rc, err = _cli(capsys, [str(run_dir), "--out", str(out), "--target", "cortex-m4"])
+    assert rc == 2 and len(err) == 1 and err[0].startswith(f"error: --target cortex-m4: $TFLM_DIR={tmp_path}: not a TFLM kit")
+    assert not out.exists()
+    assert convert.resolve_target("auto", "int8") == "host" and convert.resolve_target("host", "int8") == "host"
+    with pytest.raises(TinyLocError, match="--target 'm7'"):
+        convert.resolve_target("m7", "int8")
