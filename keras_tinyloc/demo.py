@@ -226,7 +226,7 @@ def choose_sketch_model(rows: list[dict]) -> tuple[dict, str]:
     where = ("among the int8 models that fit an MCU of the paper's table" if fitting else
              "although no int8 model here fits an MCU of the paper's table")
     return best, (f"the best validation macro-F1 ({_f(best.get('val_f1'))} %) {where}; chosen on validation, "
-                  f"not on the test split below")
+                  f"not on the test split the table reports")
 
 
 def build_parser() -> argparse.ArgumentParser:

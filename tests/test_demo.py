@@ -34,7 +34,7 @@ def test_the_sketch_gets_the_best_validation_model_that_fits_and_the_summary_say
     chosen, why = demo.choose_sketch_model(rows)
     assert chosen["run"] == "student"  # the teacher scores higher but fits no MCU
     assert why == ("the best validation macro-F1 (95.00 %) among the int8 models that fit an MCU of the paper's "
-                   "table; chosen on validation, not on the test split below")
+                   "table; chosen on validation, not on the test split the table reports")
     none_fit = [dict(r, mcus_that_fit=[]) for r in rows]
     assert demo.choose_sketch_model(none_fit)[0]["run"] == "teacher"
     tie = [dict(rows[1], arena_bytes=50000), dict(rows[2], val_f1=0.95)]
