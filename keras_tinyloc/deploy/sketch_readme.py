@@ -57,7 +57,7 @@ def sketch_readme(convert_dir: str | Path, sketch_name: str) -> str:
         m = re.search(r"constexpr int kLag = (\d+);", step_file.read_text(errors="replace"))
         lag = int(m.group(1)) if m else None
     margin = int(s.arena_margin_bytes)
-    measured_on = ("on a Cortex-M4 (QEMU mps2-an386)" if s.arena_device_bytes is not None else
+    measured_on = ("on a Cortex-M4, QEMU mps2-an386" if s.arena_device_bytes is not None else
                    "on a 64-bit host: an upper bound for a 32-bit board")
     measured = int(s.arena_device_bytes if s.arena_device_bytes is not None else s.arena_bytes)
     family = rep.get("model")
