@@ -72,3 +72,11 @@ def test_contiguous_streams_rebuilds_the_grid():
     for st in streams:  # every window's last step is the stream's step at its end position
         for w, e in zip(st["windows"], st["ends"]):
             np.testing.assert_array_equal(np.array(xa + xb)[w][-1], st["x"][e])
+
+
+def test_grid_step_of_another_rate():
+    # 10 Hz: 100 ms steps; forward fill given in steps (10 = 1 s)
+    t = np.array([0, 50, 1000])
+    grid = windows.packets_to_grid(t, np.array([0, 0, 0]), np.array([-60, -62, -70]), n_aps=1, n_steps=22,
+                                   ffill_steps=10, step_ms=100)
+    assert grid[:, 0].tolist() == [-62.0] * 10 + [-70.0] * 11 + [-120.0]  # step 0 (+9 filled), step 10 (+10 filled)
