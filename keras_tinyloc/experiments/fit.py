@@ -89,8 +89,9 @@ class FitConfig:
         device: ``auto`` | ``cortex-m4`` | ``host``: how the app/runtime overhead is known (measured on the emulated
             M4, or the stated margins) and whether the winner is measured on the M4.
         sketch: export the winner's sketch.  overwrite: start DIR afresh.  progress: tqdm bar on stderr.
-        overhead_cache: a JSON file shared by several searches (e.g. a benchmark's) holding device overheads by
-            :func:`overhead_cache_key`, so searches of the same dataset measure each family once.
+        overhead_cache: a JSON file shared by several searches (e.g. a benchmark's) holding architecture sizes
+            (:func:`size_cache_key`) and device overheads (:func:`overhead_cache_key`), so searches of the same
+            dataset convert each architecture and measure each family once.
     """
 
     dataset: str
@@ -192,6 +193,17 @@ def overhead_cache_key(ds, cand, seed: int) -> str:
     return h.hexdigest()[:24]
 
 
+def size_cache_key(ds, cand, seed: int) -> str:
+    """What an architecture's host sizes depend on: the dataset's shapes and names, the architecture, the seed and
+    the host TFLM / TensorFlow versions."""
+    import hashlib
+    from importlib import metadata
+
+    return hashlib.sha256(json.dumps([ds.name, list(ds.input_shape), list(ds.class_names), list(ds.feature_names),
+                                      cand.arch_key, seed, metadata.version("tflite-micro"),
+                                      metadata.version("tensorflow-cpu")]).encode()).hexdigest()[:24]
+
+
 def _read_cache(path) -> dict:
     if not path or not Path(path).is_file():
         return {}
@@ -207,12 +219,31 @@ def screen(cfg: FitConfig, ds, target, device: str, out: Path, log) -> dict:
     doc_path = out / "sizes.json"
     doc = json.loads(doc_path.read_text()) if doc_path.is_file() else {"archs": {}, "overheads": {}}
     cands = search_space.grid(cfg.families)
+    too_big: dict[tuple, str] = {}  # (family, L, power) -> why its wider sizes need no conversion
     for arch in search_space.architectures(cands):
-        if arch.arch_key not in doc["archs"]:
-            doc["archs"][arch.arch_key] = fit_sizes.arch_sizes(arch, ds, cfg.seed)
-            paths.atomic_write_json(doc_path, doc)
+        line = (arch.family, arch.layers, arch.power)
+        if arch.arch_key not in doc["archs"] and line in too_big:
+            doc["archs"][arch.arch_key] = {"arch": arch.arch_key, "family": arch.family, "params": None,
+                                           "arena_bytes": None, "flatbuffer_bytes": None, "ops": [],
+                                           "skipped": too_big[line]}
+        elif arch.arch_key not in doc["archs"]:
+            ckey = f"sizes:{size_cache_key(ds, arch, cfg.seed)}"
+            cached = _read_cache(cfg.overhead_cache).get(ckey)
+            doc["archs"][arch.arch_key] = cached or fit_sizes.arch_sizes(arch, ds, cfg.seed)
+            if cfg.overhead_cache and not cached:
+                paths.atomic_write_json(cfg.overhead_cache, {**_read_cache(cfg.overhead_cache),
+                                                             ckey: doc["archs"][arch.arch_key]})
             s = doc["archs"][arch.arch_key]
-            log(f"size {arch.arch_key}: arena {s['arena_bytes']} B (host), flatbuffer {s['flatbuffer_bytes']} B")
+            log(f"size {arch.arch_key}: arena {s['arena_bytes']} B (host), flatbuffer {s['flatbuffer_bytes']} B"
+                + (" (cached)" if cached else ""))
+        paths.atomic_write_json(doc_path, doc)
+        s = doc["archs"][arch.arch_key]
+        if "skipped" not in s and not target.fits(s["arena_bytes"], s["flatbuffer_bytes"]):
+            # arena and flatbuffer grow with H at a fixed depth and input power (sizes are listed smallest first)
+            over = [f"{what} alone ({v / 1024:.1f} KiB) exceeds the MCU's {lim // 1024} KiB" for what, v, lim in
+                    (("arena", s["arena_bytes"], target.ram_bytes), ("flatbuffer", s["flatbuffer_bytes"],
+                                                                     target.flash_bytes)) if v > lim]
+            too_big[line] = f"wider than {arch.arch_key}, whose {' and '.join(over)}"
     # one overhead per family: measured on its first architecture (grid order) with the most op types among those
     # whose bare arena and flatbuffer fit (x^3 adds MUL to an MLP: its op set contains the plain one's)
     archs = search_space.architectures(cands)
@@ -225,8 +256,8 @@ def screen(cfg: FitConfig, ds, target, device: str, out: Path, log) -> dict:
         if device != "cortex-m4":
             doc["overheads"][fam] = fit_sizes.host_overhead(search_space.FAMILIES[fam].model)
         else:
-            bare = [a for a in mine if target.fits(doc["archs"][a.arch_key]["arena_bytes"],
-                                                   doc["archs"][a.arch_key]["flatbuffer_bytes"])]
+            bare = [a for a in mine if "skipped" not in doc["archs"][a.arch_key] and target.fits(
+                doc["archs"][a.arch_key]["arena_bytes"], doc["archs"][a.arch_key]["flatbuffer_bytes"])]
             if not bare:
                 continue  # even without the app nothing of this family fits: no measurement needed
             pick = max(bare, key=lambda a: (len(doc["archs"][a.arch_key]["ops"]), -mine.index(a)))
@@ -250,6 +281,10 @@ def screen(cfg: FitConfig, ds, target, device: str, out: Path, log) -> dict:
     for c in cands:
         s = doc["archs"][c.arch_key]
         ov = doc["overheads"].get(s["overhead_key"])
+        if "skipped" in s:
+            doc["candidates"][c.key] = {"ram_bytes": None, "flash_bytes": None, "basis": "not converted",
+                                        "fits": False, "why_not": s["skipped"]}
+            continue
         if ov is None:  # not measured because even the bare model exceeds the MCU
             n = {"ram_bytes": s["arena_bytes"], "flash_bytes": s["flatbuffer_bytes"],
                  "basis": "arena and flatbuffer alone (already above the MCU's limits)"}

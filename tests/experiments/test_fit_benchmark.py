@@ -1,0 +1,53 @@
+"""fit_benchmark: committed rows read and filtered by the MCU, the comparison row and the report."""
+from __future__ import annotations
+
+import json
+
+from keras_tinyloc.experiments import fit_benchmark as fb
+
+HEADER = ("dataset,family,config,hidden,layers,technique,features,val_f1,val_acc,test_f1,test_acc,params,"
+          "flatbuffer_bytes,arena_bytes,arena_source,size_kb,seconds,status,error,teacher,run_dir\n")
+
+
+def results(tmp_path):
+    (tmp_path / "sweep").mkdir(exist_ok=True)
+    (tmp_path / "sweep" / "results.csv").write_text(HEADER + "\n".join([
+        "house-a,mlp,H64L1,64,1,static_int8,,0.8,0.9,0.76,0.95,860,4000,3000,tflm-host,1,1,ok,,,r",
+        "house-a,mdcsa,H16L1,16,1,static_int8,,0.9,0.9,0.71,0.92,8204,28000,23000,tflm-host,1,1,ok,,,r",
+        "house-a,mlp,H64L1,64,1,baseline,,0.8,0.9,0.99,0.95,860,4000,3000,tflm-host,1,1,ok,,,r",  # float: not deployable
+        "house-a,rf,10 trees,,,int8,last,0.92,0.95,0.74,0.95,1028,6000,16,estimate,6,0,ok,,,r",
+        "house-a,lr,C=1,,,int8,window,0.89,0.94,0.757,0.94,100,100,200,estimate,0.1,0,ok,,,r",
+        "house-a,knn,k=5,,,int8,window,0.80,0.91,0.716,0.91,2e4,21000,200,estimate,21,0,failed,x,,r",
+        "house-b,mlp,H64L1,64,1,static_int8,,0.8,0.9,0.5,0.95,860,4000,3000,tflm-host,1,1,ok,,,r",
+    ]) + "\n")
+    return tmp_path
+
+
+def test_hand_picked_rows_and_the_mcu_filter(tmp_path):
+    rows = fb.hand_picked_rows(results(tmp_path), "house-a")
+    assert [(r["name"], r["kind"]) for r in rows] == [("mlp H64L1 static_int8", "nn"), ("mdcsa H16L1 static_int8", "nn"),
+                                                       ("rf 10 trees int8", "sklearn"), ("lr C=1 int8", "sklearn")]
+    assert [r["name"] for r in fb.fitting(rows, 20 * 1024, 128 * 1024)] == [
+        "mlp H64L1 static_int8", "rf 10 trees int8", "lr C=1 int8"]  # mdcsa's 23,000 B arena > 20 KiB
+
+
+def test_compare_and_report(tmp_path):
+    case = fb.Case("house-a-cc2650", "house-a", "20 KB", mcu="CC2650")
+    winner = {"key": "mlp-H32L1", "val_f1_int8": 0.9, "test_f1_int8": 0.8, "test_acc_int8": 0.96, "ram_bytes": 15000,
+              "flash_bytes": 60000, "fit_basis": "device: whole firmware"}
+    summary = {"search": {"target": {"name": "CC2650", "ram_bytes": 20480, "flash_bytes": 131072, "clock_mhz": 48.0}},
+               "winner": winner, "counts": "48 candidates"}
+    c = fb.compare(case, summary, results(tmp_path))
+    assert c["hand_picked_best"]["name"] == "mlp H64L1 static_int8" and c["reaches_hand_picked"] is True
+    assert c["baseline_by_val"]["name"] == "rf 10 trees int8" and "issue_target" not in c
+    doc = {"meta": {"command": "`benchmarks/fit.py`", "machine": "2 CPU cores", "time_budget_min": 8, "epochs": 40,
+                    "seed": 0, "device": "cortex-m4", "min_epochs": 4, "reduction_factor": 3},
+           "cases": [json.loads(json.dumps(c))], "notes": ["n1"], "not_run": ["x: not run"]}
+    md = fb.markdown(doc)
+    assert ("| house-a-cc2650 | CC2650 (20 / 128 KiB) | mlp-H32L1 | 90.00 | **80.00** | 96.00 | 14.6 / 58.6 KiB (device) "
+            "| 48 candidates | mlp H64L1 static_int8 (76.00) | rf 10 trees int8 (74.00) | yes |") in md
+    assert "* n1" in md and "* x: not run" in md
+    zcase = fb.Case("uji-zones-cc2650", "house-a", "20 KB", mcu="CC2650", target_note="macro-F1 >= 85 in 20 KB")
+    zones = fb.compare(zcase, {**summary, "winner": {**winner, "test_f1_int8": 0.84}}, results(tmp_path))
+    assert zones["issue_target"] == {"metric": "test_f1_int8", "threshold": 0.85, "value": 0.84, "reached": False,
+                                     "note": "macro-F1 >= 85 in 20 KB"}
