@@ -17,7 +17,8 @@ import json
 import sys
 
 from keras_tinyloc.data.registry import add_dataset_arguments, check_dataset, dataset_options
-from keras_tinyloc.errors import TinyLocError, cli_errors
+from keras_tinyloc.errors import TinyLocError, check_seed, cli_errors
+from keras_tinyloc.paths import check_output_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "simulate":
         if args.scale <= 0:
             raise TinyLocError(f"--scale {args.scale}: must be > 0")
+        check_seed(args.seed)
+        check_output_path(args.out)  # the parent of house_X (which atomic_dir guards)
         from keras_tinyloc.data.simulate import simulate_house
 
         out = simulate_house(args.house, args.out, seed=args.seed, scale=args.scale, overwrite=args.overwrite)

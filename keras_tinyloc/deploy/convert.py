@@ -40,11 +40,12 @@ from pathlib import Path
 import numpy as np
 
 from keras_tinyloc.deploy import calibrate, mcu, tflite_inspect, tflm
-from keras_tinyloc.errors import TinyLocError, cli_errors
-from keras_tinyloc.paths import atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text
+from keras_tinyloc.errors import TinyLocError, check_ints, check_seed, cli_errors
+from keras_tinyloc.paths import (atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text, check_output,
+                                 claimed_output)
 from keras_tinyloc.data.windows import representative_sample
 from keras_tinyloc.deploy.quantize import dequantize, quantize, representative_dataset
-from keras_tinyloc.training.train import load_run, load_run_dataset
+from keras_tinyloc.training.train import check_run_contract, load_run, load_run_dataset
 
 QUANT_MODES = ("int8", "dynamic", "float")
 TARGETS = ("host", "cortex-m4", "auto")
@@ -82,7 +83,23 @@ class ConvertConfig:
     target: str = "host"
 
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path(self.run_dir) / f"tflite-{self.quant}"
+        return Path(self.out) if self.out is not None else Path(self.run_dir) / f"tflite-{self.quant}"
+
+    def validate(self) -> None:
+        """Check every option and the output folders (:func:`keras_tinyloc.paths.check_output`) before any work;
+        one-line :class:`TinyLocError` otherwise."""
+        if self.quant not in QUANT_MODES:
+            raise TinyLocError(f"--quant {self.quant!r}: choose from {', '.join(QUANT_MODES)}")
+        if self.sketch is not None and self.quant != "int8":
+            raise TinyLocError(f"--sketch needs --quant int8 (the device runs the int8 model), got --quant {self.quant}")
+        if self.calibration not in calibrate.CALIBRATIONS:
+            raise TinyLocError(f"--calibration {self.calibration!r}: choose from {', '.join(calibrate.CALIBRATIONS)}")
+        check_ints(1, 100_000, n_calibration=self.n_calibration)
+        check_ints(0, 1 << 20, arena_margin_bytes=self.arena_margin_bytes)
+        check_seed(self.seed)
+        check_output(self.out if self.out is not None else self.out_dir(), self.overwrite)
+        if self.sketch is not None:
+            check_output(self.sketch, self.overwrite, flag="--sketch")
 
 
 # ----------------------------------------------------------------------------------------------- conversion
@@ -359,33 +376,26 @@ def _crf_scores(tagger, config: dict) -> dict:
     raise TinyLocError("run has no CRF scores (model.crf or config.json 'crf')")
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any work if ``out``'s parent cannot be created or written."""
-    parent = out.parent
-    probe = parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise TinyLocError(f"{out}: cannot write output directory ({probe} is not a writable directory)")
-
-
 def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
     """Convert, measure and write one run's model (see module docstring). Returns the report dict.
 
     ``dataset``: the run's :class:`~keras_tinyloc.data.base.WindowDataset` if already in memory (sweep, tests);
     None loads it through the registry from ``config.json``.
     """
-    if cfg.quant not in QUANT_MODES:
-        raise TinyLocError(f"--quant {cfg.quant!r}: choose from {', '.join(QUANT_MODES)}")
-    if cfg.sketch and cfg.quant != "int8":
-        raise TinyLocError(f"--sketch needs --quant int8 (the device runs the int8 model), got --quant {cfg.quant}")
+    cfg.validate()
     target = resolve_target(cfg.target, cfg.quant)
+    with contextlib.ExitStack() as claims:  # both outputs locked until written: one writer per folder
+        claims.enter_context(claimed_output(cfg.out_dir(), cfg.overwrite))
+        if cfg.sketch is not None:
+            claims.enter_context(claimed_output(cfg.sketch, cfg.overwrite, flag="--sketch"))
+        return _convert_run(cfg, target, dataset)
+
+
+def _convert_run(cfg: ConvertConfig, target: str, dataset) -> dict:
     out = cfg.out_dir()
-    check_writable(out)
-    if out.exists() and any(out.iterdir()) and not cfg.overwrite:
-        raise TinyLocError(f"{out}: exists and is not empty (use --overwrite)")
     tagger, config, metrics = load_run(cfg.run_dir)
-    ds = dataset if dataset is not None else load_run_dataset(config, cfg.data_dir)
+    ds = dataset if dataset is not None else load_run_dataset(config, cfg.data_dir, str(cfg.run_dir))
+    check_run_contract(config, ds, str(cfg.run_dir))
     crf = _crf_scores(tagger, config)
     name = Path(cfg.run_dir).resolve().name
     buf, rep = convert_model(tagger.emitter, crf, ds, cfg.quant, cfg.n_calibration, cfg.seed, name=name,
@@ -410,7 +420,7 @@ def convert_run(cfg: ConvertConfig, dataset=None) -> dict:
             rep["arena_margin_bytes"] = int(cfg.arena_margin_bytes)
         atomic_write_json(tmp / "report.json", rep)
         atomic_write_text(tmp / "report.md", report_markdown(rep))
-    if cfg.sketch:
+    if cfg.sketch is not None:
         rep["sketch"] = str(_export_sketch(out, cfg.sketch, cfg.overwrite))
     return rep
 

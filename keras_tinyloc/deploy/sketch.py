@@ -24,7 +24,7 @@ from pathlib import Path
 
 from keras_tinyloc.deploy.sketch_readme import sketch_readme
 from keras_tinyloc.errors import TinyLocError, cli_errors
-from keras_tinyloc.paths import REPO_ROOT, atomic_dir
+from keras_tinyloc.paths import REPO_ROOT, atomic_dir, check_output_path
 
 APP_DIR = REPO_ROOT / "tflm_app"
 MODEL_FILES = {"model_data.cc": "model_data.cpp", "model_data.h": "model_data.h", "model_settings.h": "model_settings.h"}
@@ -55,6 +55,60 @@ def _sources(stream: bool = False) -> dict[Path, str]:
     return srcs
 
 
+_BYTES = re.compile(r"\{([^}]*)\};")
+_LEN = re.compile(r"_len\s*=\s*(\d+)\s*;")
+
+
+def check_model_files(conv: Path) -> bytes:
+    """Check that a model folder's files are whole and belong together before they are copied; return the model.
+
+    ``model_data.cc`` must hold a complete flatbuffer (its byte count = its ``_len``, and it parses), byte-identical
+    to ``model.tflite`` when that is present; ``model_settings.h`` must be exactly what ``device_settings.json``
+    generates (not truncated, not edited) and describe this flatbuffer (same op types; for a windowed model the same
+    input/output quantization); a streaming folder's ``step_settings.h`` must be complete. One-line TinyLocError
+    naming the file otherwise — so a truncated copy never reaches a board.
+    """
+    from keras_tinyloc.deploy import export_c, tflite_inspect
+
+    cc = conv / "model_data.cc"
+    text = cc.read_text(errors="replace")
+    body, length = _BYTES.search(text), _LEN.search(text)
+    try:
+        data = bytes(int(v, 16) for v in body.group(1).replace("\n", " ").split(",") if v.strip())
+    except (AttributeError, ValueError):
+        data = None
+    if data is None or length is None or len(data) != int(length.group(1)):
+        raise TinyLocError(f"{cc}: not a complete model array (truncated or edited?); run convert again")
+    tflite = conv / "model.tflite"
+    if tflite.is_file() and tflite.read_bytes() != data:
+        raise TinyLocError(f"{cc}: does not hold {tflite} (the two come from different conversions); run convert again")
+    if export_c.model_data_source(data)[0] != text:
+        raise TinyLocError(f"{cc}: differs from what convert writes for its own bytes (edited?); run convert again")
+    try:
+        info = tflite_inspect.inspect_tflite(data)
+    except Exception as exc:  # noqa: BLE001 - flatbuffers raises assorted errors on damaged input
+        raise TinyLocError(f"{cc}: the model array is not a valid .tflite flatbuffer ({type(exc).__name__})") from None
+    settings = export_c.read_device_settings(conv)
+    header = conv / "model_settings.h"
+    if header.read_text(errors="replace") != export_c.model_settings_source(settings):
+        raise TinyLocError(f"{header}: does not match {conv / export_c.SETTINGS_JSON} (truncated or edited?); "
+                           f"run convert again")
+    if sorted(set(settings.ops)) != sorted(set(info.op_types)):
+        raise TinyLocError(f"{header}: lists ops {sorted(set(settings.ops))} but {cc} uses {sorted(set(info.op_types))} "
+                           f"(files from different conversions); run convert again")
+    if not is_stream_dir(conv):
+        for what, tensor, scale, zp in (("input", info.input(), settings.input_scale, settings.input_zero_point),
+                                        ("output", info.output(), settings.output_scale, settings.output_zero_point)):
+            if tensor.scale != scale or tensor.zero_point != zp:
+                raise TinyLocError(f"{header}: {what} quantization ({scale}, {zp}) differs from {cc}'s "
+                                   f"({tensor.scale}, {tensor.zero_point}): files from different conversions")
+    else:
+        step = (conv / STEP_SETTINGS).read_text(errors="replace").rstrip()
+        if not step.endswith("#endif  // TINYLOC_STEP_SETTINGS_H_"):
+            raise TinyLocError(f"{conv / STEP_SETTINGS}: incomplete (truncated?); export the step model again")
+    return data
+
+
 def export_sketch(convert_out_dir: str | Path, sketch_dir: str | Path, overwrite: bool = False) -> Path:
     """Assemble the sketch folder from a convert output directory; return ``sketch_dir``.
 
@@ -62,11 +116,12 @@ def export_sketch(convert_out_dir: str | Path, sketch_dir: str | Path, overwrite
     Raises TinyLocError if a model file is missing (convert with ``--quant int8``) or the sketch name is not a
     valid Arduino sketch name (letters, digits, ``_``; not starting with a digit).
     """
+    sketch = check_output_path(sketch_dir)
     conv = Path(convert_out_dir)
-    sketch = Path(sketch_dir)
     for f in MODEL_FILES:
         if not (conv / f).is_file():
             raise TinyLocError(f"{conv / f}: missing (export-sketch needs the output of 'convert --quant int8')")
+    check_model_files(conv)
     name = sketch.resolve().name
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
         raise TinyLocError(f"{sketch}: {name!r} is not a valid Arduino sketch name (letters, digits, _)")
