@@ -100,6 +100,46 @@ def fitting(rows: list[dict], ram_bytes: int, flash_bytes: int) -> list[dict]:
     return [r for r in rows if r["arena_bytes"] <= ram_bytes and r["flatbuffer_bytes"] <= flash_bytes]
 
 
+def limits(leaderboard_csv: Path) -> dict:
+    """What bounded a search, from its ``leaderboard.csv``: per family the candidates that fit and, for a family of
+    which none fits, its smallest RAM / flash need; how many fitting candidates were trained, eliminated, or not
+    reached within the budget."""
+    with open(leaderboard_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    fams: dict[str, dict] = {}
+    for r in rows:
+        f = fams.setdefault(r["family"], {"candidates": 0, "fit": 0, "min_ram_need": None, "min_flash_need": None})
+        f["candidates"] += 1
+        f["fit"] += r["fits"] == "True"
+        for k, col in (("min_ram_need", "ram_need_bytes"), ("min_flash_need", "flash_need_bytes")):
+            if r[col]:
+                f[k] = int(float(r[col])) if f[k] is None else min(f[k], int(float(r[col])))
+    status = [r["status"] for r in rows]
+    return {"families": fams, "trained": sum(s in ("winner", "complete", "pruned", "failed") for s in status),
+            "complete": sum(s in ("winner", "complete") for s in status), "pruned": status.count("pruned"),
+            "not_run": status.count("not run"), "does_not_fit": status.count("does not fit")}
+
+
+def limit_notes(c: dict) -> list[str]:
+    """Readable lines of :func:`limits` for one case."""
+    lim, t = c.get("limits"), c["target"]
+    if not lim:
+        return []
+    notes = []
+    for fam, f in lim["families"].items():
+        if f["fit"] == 0:
+            ram = "–" if f["min_ram_need"] is None else f"{f['min_ram_need'] / KIB:.1f}"
+            flash = "–" if f["min_flash_need"] is None else f"{f['min_flash_need'] / KIB:.1f}"
+            notes.append(f"no {fam} fits (smallest need {ram} KiB RAM / {flash} KiB flash of {t['ram_bytes'] // KIB} / "
+                         f"{t['flash_bytes'] // KIB} KiB)")
+    notes.append(f"{lim['trained']} trained ({lim['complete']} to the end, {lim['pruned']} eliminated), "
+                 f"{lim['not_run']} fitting candidates not reached within the budget")
+    w = c.get("winner")
+    if w:
+        notes.append(f"winner's validation F1 {100 * w['val_f1_int8']:.2f} vs test F1 {100 * w['test_f1_int8']:.2f}")
+    return notes
+
+
 def compare(case: Case, summary: dict, results: Path) -> dict:
     """The case's row of the report: the winner's figures, the best fitting hand-picked NN row (by test F1), the
     validation-selected baseline, and the issue's target."""
@@ -167,6 +207,10 @@ def markdown(doc: dict) -> str:
         if it:
             lines.append(f"* {c['case']} ({it['note']}): {it['metric']} = {_pct(it['value'])} — "
                          f"**{'reached' if it['reached'] else 'not reached'}**.")
+    lines += ["", "## What bounded each search", ""]
+    for c in doc["cases"]:
+        if limit_notes(c):
+            lines.append(f"* **{c['case']}**: " + "; ".join(limit_notes(c)) + ".")
     if doc.get("notes"):
         lines += ["", "## What limits it", ""] + [f"* {n}" for n in doc["notes"]]
     if doc.get("not_run"):
