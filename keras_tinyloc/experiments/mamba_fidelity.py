@@ -294,9 +294,13 @@ def analyse(rows: Sequence[dict]) -> dict:
                             for m in ("test_f1", "val_f1")},
             "effects": {m: main_effects(rows, su, m) for m in ("test_f1", "val_f1")},
         }
-    gains = [(su, per[su]["effects"]["test_f1"]["learned_a"]) for su in setups]
-    worth = [su for su, e in gains if e.get("n", 0) >= 2 and e["beyond_noise"] and e["mean"] > 0]
-    return {"setups": per, "learned_a_beyond_noise": worth,
+    def beyond(effect: str, sign: int) -> list[str]:
+        es = [(su, per[su]["effects"]["test_f1"][effect]) for su in setups]
+        return [su for su, e in es if e.get("n", 0) >= 2 and e["beyond_noise"] and sign * e["mean"] > 0]
+
+    worth = beyond("learned_a", 1)
+    return {"setups": per, "learned_a_beyond_noise": worth, "learned_a_worse_beyond_noise": beyond("learned_a", -1),
+            "euler_better_beyond_noise": beyond("euler", 1), "euler_worse_beyond_noise": beyond("euler", -1),
             "learned_a_worth_it": bool(worth)}
 
 
@@ -323,6 +327,10 @@ def summary_lines(analysis: dict) -> list[str]:
     else:
         out.append("* **Verdict**: a learned A gains more than the seed noise on no setup: the frozen A_n = −n "
                    "costs nothing measurable here, so no int8 form of a learned A was added.")
+    for key, words in (("learned_a_worse_beyond_noise", "A learned A loses more than the seed noise on"),
+                       ("euler_better_beyond_noise", "The Euler term gains more than the seed noise on"),
+                       ("euler_worse_beyond_noise", "The Euler term loses more than the seed noise on")):
+        out.append(f"* {words} {', '.join(analysis.get(key, [])) or 'no setup'}.")
     return out
 
 

@@ -62,6 +62,9 @@ def test_analyse_verdict_and_report():
     flat = mf.analyse(hand_rows(learned_gain=(0.01, -0.01, 0.0)))
     assert not flat["learned_a_worth_it"]
     assert "on no setup" in mf.markdown(hand_rows(learned_gain=(0.01, -0.01, 0.0)), flat, "CMD")
+    assert "* The Euler term gains more than the seed noise on no setup." in md
+    worse = mf.analyse(hand_rows(learned_gain=(-0.05, -0.06, -0.07)))
+    assert worse["learned_a_worse_beyond_noise"] == ["s"] and not worse["learned_a_worth_it"]
     doc = json.loads(mf.results_json(hand_rows(), a))
     assert doc["variants"]["learned-euler"]["options"] == {"a_mode": "learned", "input_term": "euler"}
     assert len(doc["rows"]) == 12
