@@ -6,10 +6,12 @@ report and its decision are :func:`keras_tinyloc.experiments.train_speed.markdow
 ``docs/results/train_speed.json`` and ``docs/results/train_speed.md``.
 
     KERAS_BACKEND=tensorflow python benchmarks/train_speed.py [--datasets house-a uji] [--epochs 4]
+    python benchmarks/train_speed.py --markdown-only   # rewrite the .md from the existing .json
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -34,12 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per configuration (>= 2)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", default=str(RESULTS))
+    parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the existing .json")
     return parser
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
+    if ns.markdown_only:
+        doc = json.loads((Path(ns.out_dir) / "train_speed.json").read_text())
+        paths.atomic_write_text(Path(ns.out_dir) / "train_speed.md", train_speed.markdown(doc["rows"], doc["meta"]))
+        return 0
     if ns.epochs < 2:
         raise TinyLocError(f"--epochs {ns.epochs}: need at least 2 (the first one includes compilation)")
     import keras

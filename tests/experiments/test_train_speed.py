@@ -34,6 +34,26 @@ def test_pairs_gain_and_decision():
     assert "faster in 1 of 2 configurations and a 100-epoch run (first epoch + 99 more) faster in 1 of 2" in md
 
 
+def test_decision_follows_the_counts(monkeypatch):
+    assert ts.train_jit_default() is False  # TrainConfig's default: train --jit turns it on
+    slow_jit = [row("a", False, 2.0, 0.5), row("a", True, 30.0, 0.6), row("b", False, 4.0, 0.25), row("b", True, 9.0, 0.1)]
+    # 100 epochs: a: 30 + 59.4 > 2 + 49.5; b: 9 + 9.9 < 4 + 24.75 -> worth in 1 of 2: not most, the default stands
+    text = ts.decision_text(slow_jit)
+    assert "faster in 1 of 2; `train` therefore compiles without XLA by default (`--jit` turns it on)." in text
+    # jit-off epochs 0.25-0.5 s, first epochs 2.00-4.00 s: 4 (a: 2 / 0.5) to 16 (b: 4 / 0.25) epochs' worth
+    assert text.endswith("Without XLA a steady-state epoch took 0.250–0.500 s and the first epoch (tracing) "
+                         "2.00–4.00 s, as long as 4–16 steady-state epochs.")
+    fast_jit = slow_jit[2:] + [row("c", False, 2.0, 1.0), row("c", True, 12.0, 0.5)]  # worth in 2 of 2
+    text = ts.decision_text(fast_jit)
+    assert "faster in 2 of 2; `train` nevertheless compiles without XLA by default (`--jit` turns it on): these " \
+           "counts do not support that default." in text
+    monkeypatch.setattr(ts, "train_jit_default", lambda: True)  # were the default jit on, these counts support it
+    assert "`train` therefore compiles with XLA by default (`--no-jit` turns it off)." in ts.decision_text(fast_jit)
+    assert "`train` nevertheless compiles with XLA by default" in ts.decision_text(slow_jit)
+    assert ts.decision_text(fast_jit) in ts.markdown(fast_jit, {"command": "c", "date": "d", "machine": "m", "cpus": 2,
+                                                                "tensorflow": "t", "keras": "k", "epochs": 4})
+
+
 def test_committed_report_is_the_rendering_of_the_committed_rows():
     doc = json.loads((RESULTS / "train_speed.json").read_text())
     assert ts.markdown(doc["rows"], doc["meta"]) == (RESULTS / "train_speed.md").read_text()
