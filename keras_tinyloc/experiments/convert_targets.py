@@ -11,12 +11,11 @@ the report, :data:`NOTES` its hand-written notes (each states the measurement it
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Sequence
 
-from keras_tinyloc.paths import REPO_ROOT, portable
+from keras_tinyloc.paths import portable, user_cache_dir
 
 CONFIGS = (("mdcsa", 16, 1), ("mdcsa", 8, 1), ("mamba", 32, 1), ("mamba", 16, 1), ("mamba", 16, 2),
            ("mamba", 8, 1), ("mamba", 4, 1))
@@ -34,9 +33,10 @@ def paper_lookup(paper: list[dict], dataset: str, family: str, config: str) -> d
 
 
 def cache_dir() -> Path:
-    """Where the trained runs are cached: ``$KERAS_TINYLOC_CACHE/convert_targets``, else
-    ``<repository>/data/cache/convert_targets`` (the folder the committed rows were measured in)."""
-    return Path(os.environ.get("KERAS_TINYLOC_CACHE", REPO_ROOT / "data" / "cache")) / "convert_targets"
+    """Where the trained runs are cached: ``convert_targets`` in the user cache folder
+    (:func:`keras_tinyloc.paths.user_cache_dir`: ``$KERAS_TINYLOC_CACHE``, else the platform's), never inside the
+    checkout. (The committed rows name ``data/cache/convert_targets/...``: where they were measured, before.)"""
+    return user_cache_dir() / "convert_targets"
 
 
 def run_one(ds, dataset: str, family: str, hidden: int, layers: int, paper: list[dict], *, epochs: int = 40,

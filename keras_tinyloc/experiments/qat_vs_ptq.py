@@ -11,20 +11,21 @@ own float F1 (``drop_vs_own_float``). :func:`markdown` is the report.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Sequence
 
-from keras_tinyloc.paths import REPO_ROOT, from_portable, portable
+from keras_tinyloc.paths import from_portable, portable, user_cache_dir
 
 SEEDS = (0, 1, 2)
 
 
 def cache_dir(name: str = "qat") -> Path:
-    """Where the fine-tuned runs are cached: ``$KERAS_TINYLOC_CACHE/<name>``, else
-    ``<repository>/data/cache/<name>`` (``qat``; the control runs in ``qat-control``)."""
-    return Path(os.environ.get("KERAS_TINYLOC_CACHE", REPO_ROOT / "data" / "cache")) / name
+    """Where the fine-tuned runs are cached: ``<name>`` in the user cache folder
+    (:func:`keras_tinyloc.paths.user_cache_dir`: ``$KERAS_TINYLOC_CACHE``, else the platform's), never inside the
+    checkout (``qat``; the control runs in ``qat-control``). (The committed rows name ``data/cache/...``: where they
+    were measured, before.)"""
+    return user_cache_dir() / name
 
 
 def finetune_and_convert(run_dir: Path, out: Path, ds, simulate: bool):

@@ -24,6 +24,14 @@ def test_paper_lookup():
     assert ct.paper_lookup(paper, "uji", "mamba", "H8L1") == {}
 
 
+def test_cache_is_the_user_cache_folder_never_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.delenv("KERAS_TINYLOC_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ct.cache_dir() == tmp_path / "xdg" / "keras_tinyloc" / "convert_targets"
+    monkeypatch.setenv("KERAS_TINYLOC_CACHE", str(tmp_path / "c"))
+    assert ct.cache_dir() == tmp_path / "c" / "convert_targets"
+
+
 def test_spread_merge_configs_meta():
     assert ct.spread({"f1_drop_by_calibration_seed": {"0": 0.5, "1": -0.25, "2": 1.0}}) == "-0.25 … +1.00 (3)"
     assert ct.spread({}) == "–"

@@ -22,6 +22,14 @@ def test_rng_and_selection():
     assert qp.cache_dir("qat-control").name == "qat-control"
 
 
+def test_cache_is_the_user_cache_folder_never_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.delenv("KERAS_TINYLOC_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert qp.cache_dir() == tmp_path / "xdg" / "keras_tinyloc" / "qat"
+    monkeypatch.setenv("KERAS_TINYLOC_CACHE", str(tmp_path / "c"))
+    assert qp.cache_dir("qat-control") == tmp_path / "c" / "qat-control"
+
+
 def test_committed_report_is_the_rendering_of_the_committed_rows():
     doc = json.loads((RESULTS / "qat.json").read_text())
     assert qp.markdown(doc["rows"], doc["meta"]) == (RESULTS / "qat.md").read_text()
