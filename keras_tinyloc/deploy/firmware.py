@@ -62,7 +62,7 @@ def build(app: str, sketch_dir: Path, lib: tflm_kit.Library, out_dir: Path, app_
     exe = out_dir / (f"{app}.elf" if lib.target == "m4" else app)
     if res.returncode != 0 or not exe.is_file():
         text = (res.stdout + res.stderr).splitlines()
-        errors = [ln.strip() for ln in text if re.search(r"\b(error|undefined reference)\b", ln)
+        errors = [ln.strip() for ln in text if re.search(r"\b(error|undefined reference)\b|\bld: ", ln)
                   and not ln.lstrip().startswith(("arm-none-eabi-", "g++ ", "gcc ", "make"))]
         raise TinyLocError(f"building {app} for {lib.target} failed: "
                            + (" | ".join(errors[:4]) or " | ".join(text[-3:]))[:1200])

@@ -130,14 +130,15 @@ class SerialBoard:
     """``elf`` running on QEMU with UART0 on a pseudo-terminal; use as a context manager.
 
     ``port``: the pty path (open it with pyserial, e.g. :class:`keras_tinyloc.deploy.replay.BoardLink`).
-    :meth:`read_memory` copies guest physical memory through the monitor (``pmemsave``).
+    :meth:`read_memory` copies guest physical memory through the monitor (``pmemsave``). ``paused``: the guest
+    waits for :meth:`resume` (to see its boot lines; otherwise send ``reset``, which the sketches answer).
     """
 
-    def __init__(self, elf: Path, timeout: float = 10.0):
+    def __init__(self, elf: Path, timeout: float = 10.0, paused: bool = False):
         self._dir = Path(tempfile.mkdtemp(prefix="tinyloc-qemu-"))
         self._sock_path = self._dir / "monitor.sock"
         cmd = [*_base(elf), "-display", "none", "-serial", "pty", "-semihosting-config", "enable=on,target=native",
-               "-monitor", f"unix:{self._sock_path},server=on,wait=off"]
+               "-monitor", f"unix:{self._sock_path},server=on,wait=off", *(["-S"] if paused else [])]
         self._log = self._dir / "qemu.log"  # a file, not a pipe: QEMU never blocks on a full pipe
         with open(self._log, "w") as log:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
@@ -183,6 +184,13 @@ class SerialBoard:
                 raise TinyLocError(f"{QEMU}: monitor closed")
             buf += chunk
         return buf.decode(errors="replace")
+
+    def resume(self, settle_s: float = 1.5) -> None:
+        """Start a board made with ``paused=True``, after the port has been opened: QEMU notices an opened pty only
+        on its next poll (about once a second) and drops what the guest prints before, so wait ``settle_s`` first —
+        then the boot lines (e.g. TFLM's messages during setup) reach the port."""
+        time.sleep(settle_s)
+        self._monitor("cont")
 
     def read_memory(self, address: int, size: int) -> bytes:
         """``size`` bytes of guest physical memory from ``address``."""

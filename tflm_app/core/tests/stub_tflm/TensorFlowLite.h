@@ -1,2 +1,0 @@
-// TEST DOUBLE (see README.md): the Arduino TFLM library header
-#include "stub_tflm.h"
