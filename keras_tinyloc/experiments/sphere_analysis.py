@@ -2,7 +2,9 @@
 report makes — every choice by **validation** macro-F1, never test.
 
 * :func:`diagnostics` — facts of the split that bound any model (no model involved): share of windows in which each
-  AP is heard, per-room last-step RSSI, class counts, test sequences.
+  AP is heard, per-room last-step RSSI, class counts, test sequences; :func:`limiting_facts` — what the report says
+  limits the models, computed from them (rooms told apart by one AP's level, rooms that lose their strongest AP in
+  test, the AP test hears far more often than training, the share of windows with a room change).
 * :func:`split_analysis` — one row's validation F1 split by sequence group (Lounge_AP heard in 00001–00005 vs absent
   in 00006–00007, as in every test sequence), test accuracy / F1 on *steady* windows (one room throughout) vs
   *transition* windows (a room change inside the window), and test F1 per test sequence.
@@ -72,6 +74,67 @@ def diagnostics(ds: WindowDataset) -> dict:
     out["test_sequences"] = [(s, int(v["windows"]["test"])) for s, v in seqs.items() if "test" in v["windows"]]
     out["aps_heard_per_sequence"] = {s: v.get("aps_heard") for s, v in seqs.items()}
     return out
+
+
+HEARD_OFTEN = 0.9  # an AP "heard in" a room's training windows: in at least this share of their last steps
+HEARD_HALF = 0.5  # an AP counts as a room's strongest only when heard in at least this share of its last steps
+RARELY = 0.25  # training "rarely saw" an AP in a room: heard in fewer than this share of the room's last steps
+MOSTLY = 0.75  # ... and test hears it there: in at least this share of the room's test last steps
+FEW_TRANSITIONS = 0.1  # room changes inside a window are "not the problem" below this share of the test windows
+
+
+def limiting_facts(ds: WindowDataset, diag: dict) -> dict:
+    """The data facts the report gives as what limits the models (no model involved), from :func:`diagnostics`.
+
+    Returns:
+        ``"level_only"`` ``{ap: [rooms]}``: rooms whose only AP heard in >= :data:`HEARD_OFTEN` of their training last
+        steps is ``ap`` (told apart from each other by its level alone); only APs with two rooms or more; rooms in
+        class order. ``"lost_strongest"`` ``{ap: [rooms]}``: rooms whose strongest training AP (highest mean RSSI
+        when heard, among the APs heard in >= :data:`HEARD_HALF` of their training last steps) is heard in no test
+        sequence. ``"gained"``: None, or for the AP whose share of windows heard rises most from train to test (only
+        if it rises) ``{"ap", "train_share", "test_share", "train_sequences"`` (training sequences that hear it),
+        ``"rooms"`` (heard in >= :data:`MOSTLY` of their test last steps, < :data:`RARELY` of their training ones)``}``.
+        ``"transition_share"``: share of the labelled test windows with a room change inside
+        (:func:`keras_tinyloc.experiments.sphere_models.transition_windows`). Rooms of the last two: most test
+        windows first (ties in class order).
+    """
+    aps, classes = diag["aps"], diag["classes"]
+    pc_train, pc_test = diag["per_class_last_step_rssi"]["train"], diag["per_class_last_step_rssi"]["test"]
+    n_test = dict(zip(classes, diag["class_counts_test"]))
+    by_test = lambda rooms: sorted(rooms, key=lambda c: (-n_test[c], classes.index(c)))  # noqa: E731
+
+    def heard(cell, at_least):
+        return cell["heard"] is not None and cell["heard"] >= at_least
+
+    level_only: dict[str, list[str]] = {}
+    for c in classes:
+        often = [ap for i, ap in enumerate(aps) if heard(pc_train[c][i], HEARD_OFTEN)]
+        if len(often) == 1:
+            level_only.setdefault(often[0], []).append(c)
+    level_only = {ap: rooms for ap, rooms in level_only.items() if len(rooms) >= 2}
+    seqs = ds.meta.get("sequences", {})
+    test_seqs = [s for s, _ in diag["test_sequences"]]
+    in_test = {ap for s in test_seqs for ap in (diag["aps_heard_per_sequence"].get(s) or [])}
+    lost: dict[str, list[str]] = {}
+    for c in by_test(classes):
+        cand = [(pc_train[c][i]["mean_dbm"], ap) for i, ap in enumerate(aps)
+                if heard(pc_train[c][i], HEARD_HALF) and pc_train[c][i]["mean_dbm"] is not None]
+        if cand and test_seqs and max(cand)[1] not in in_test:
+            lost.setdefault(max(cand)[1], []).append(c)
+    h = diag["share_windows_ap_heard"]
+    rise = {ap: h["test"][ap] - h["train"][ap] for ap in aps}
+    gained = None
+    ap = max(aps, key=lambda a: rise[a]) if aps else None
+    if ap is not None and rise[ap] > 0:
+        i = aps.index(ap)
+        gained = {"ap": ap, "train_share": h["train"][ap], "test_share": h["test"][ap],
+                  "train_sequences": [s for s, v in seqs.items() if v["windows"].get("train")
+                                      and ap in (v.get("aps_heard") or [])],
+                  "rooms": by_test([c for c in classes if heard(pc_test[c][i], MOSTLY)
+                                    and pc_train[c][i]["heard"] is not None and pc_train[c][i]["heard"] < RARELY])}
+    labelled = ds.y_test[:, -1] >= 0
+    share = float(sm.transition_windows(ds.y_test)[labelled].mean()) if labelled.any() else None
+    return {"level_only": level_only, "lost_strongest": lost, "gained": gained, "transition_share": share}
 
 
 # ------------------------------------------------------------------------------------------------ one row's analyses
@@ -186,14 +249,21 @@ def best_sequence(rows: Sequence[dict], ram_class: str = CLASS_32K) -> dict | No
     return sm.select_best(int8_rows(rows), ram_class, lambda r: r["family"] in SEQUENCE)
 
 
+def _by_validation(row: dict) -> tuple:
+    """The key a selection maximises: validation macro-F1, ties to the smaller arena, then the smaller flatbuffer
+    (the order of :func:`keras_tinyloc.experiments.sphere_models.select_best`); test figures play no part."""
+    return row["val_f1"], -row["arena_bytes"], -row["flatbuffer_bytes"]
+
+
 def class_verdict(best_of_class: dict[str, dict | None]) -> tuple[dict | None, dict | None, bool]:
     """``(top_seq, top_pw, beats)``: among one RAM class's validation-selected rows (:func:`choose`), the MDCSA/Mamba
-    row and the MLP/RF/kNN/LR row with the higher **test** F1 (a comparison of the selected rows, not a selection),
-    and whether the sequence side's test F1 is strictly higher."""
+    row and the MLP/RF/kNN/LR row with the higher **validation** F1 (ties: smaller arena, then smaller flatbuffer),
+    and whether the sequence side's **test** F1 is strictly higher — the test figures are compared after both sides
+    are chosen, never used to choose."""
     seqs = [best_of_class[f] for f in SEQUENCE if best_of_class[f]]
     per_window = [best_of_class[f] for f in PER_WINDOW if best_of_class[f]]
-    top_seq = max(seqs, key=lambda r: r["test_f1"]) if seqs else None
-    top_pw = max(per_window, key=lambda r: r["test_f1"]) if per_window else None
+    top_seq = max(seqs, key=_by_validation) if seqs else None
+    top_pw = max(per_window, key=_by_validation) if per_window else None
     beats = bool(top_seq and top_pw and top_seq["test_f1"] > top_pw["test_f1"])
     return top_seq, top_pw, beats
 

@@ -28,6 +28,40 @@ def kib(v) -> str:
     return "–" if v is None else f"{v / 1024:.1f}"
 
 
+def and_list(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def why_sentence(facts: dict) -> str:
+    """The sentences after the confusions, worded from :func:`sphere_analysis.limiting_facts` (a clause only where
+    the data has it; room changes are called "not the problem" only below
+    :data:`~keras_tinyloc.experiments.sphere_analysis.FEW_TRANSITIONS` of the test windows)."""
+    clauses = [f"{and_list(rooms)} are told apart mainly by the level of {ap}"
+               for ap, rooms in facts["level_only"].items()]
+    clauses += [f"{and_list(rooms)} {'lose their' if len(rooms) > 1 else 'loses its'} strongest training AP ({ap}) "
+                "in every test sequence" for ap, rooms in facts["lost_strongest"].items()]
+    g = facts["gained"]
+    if g:
+        seqs = g["train_sequences"]
+        where = (f"{NUMBER_WORDS.get(len(seqs), len(seqs))} sequence{'s' if len(seqs) > 1 else ''}, {', '.join(seqs)}"
+                 if seqs else "no training sequence")
+        clauses.append(f"{g['ap']}, heard in {100 * g['train_share']:.0f} % of training windows ({where}), is heard "
+                       f"in {100 * g['test_share']:.0f} % of test windows"
+                       + (f" and in rooms where training rarely saw it ({', '.join(g['rooms'])})" if g["rooms"] else ""))
+    out = f" The per-room table above shows why: {'; '.join(clauses)}." if clauses else ""
+    share = facts["transition_share"]
+    if share is not None:
+        out += (" Room changes inside a window are not the problem: such windows are " if share < sa.FEW_TRANSITIONS
+                else " Windows with a room change inside are ") + f"{100 * share:.0f} % of the test set " \
+            "(steady / transition columns)."
+    return out
+
+
 def render(ds: WindowDataset, rows: Sequence[dict], work: Path, diag: dict, commands: Sequence[str]) -> dict:
     """The report of ``rows`` on ``ds`` (``diag`` = :func:`sphere_analysis.diagnostics`; ``work`` = the run cache,
     read only for rows that did not keep their predictions; ``commands`` = the reproduce lines).
@@ -79,8 +113,9 @@ def render(ds: WindowDataset, rows: Sequence[dict], work: Path, diag: dict, comm
                   f"{top_pw['name']} {pct(top_pw['test_f1'])} "
                   f"({'+' if top_seq['test_f1'] >= top_pw['test_f1'] else ''}"
                   f"{100 * (top_seq['test_f1'] - top_pw['test_f1']):.1f} points; on validation "
-                  f"{pct(top_seq['val_f1'])} vs {pct(top_pw['val_f1'])}). Compared: the best test figure among the "
-                  "validation-selected MDCSA/Mamba rows vs among the validation-selected MLP/RF/kNN/LR rows.", ""]
+                  f"{pct(top_seq['val_f1'])} vs {pct(top_pw['val_f1'])}). Compared: of the validation-selected "
+                  "rows above, the MDCSA/Mamba row with the higher validation F1 vs the MLP/RF/kNN/LR row with the "
+                  "higher validation F1; their test figures are reported, not used to choose.", ""]
             summary.append(f"* **{cls}**: sequence models {'beat' if beats else 'do NOT beat'} the per-window "
                            f"baselines — {top_seq['name']} {pct(top_seq['test_f1'])} vs {top_pw['name']} "
                            f"{pct(top_pw['test_f1'])} test macro-F1 (int8; selected by validation).")
@@ -204,13 +239,8 @@ def render(ds: WindowDataset, rows: Sequence[dict], work: Path, diag: dict, comm
     if seq32:
         off, n_errors = sa.top_confusions(seq32["per_class_test"]["confusion"], ds.class_names, 5)
         L.append(f"* **Where {seq32['name']} errs** (test, true → predicted windows): "
-                 + ", ".join(f"{a} → {b} {n}" for n, a, b in off)
-                 + f" of {n_errors} errors. The per-room table above shows why: bath, bed1, "
-                 "bed2, stairs and toilet are told apart mainly by the level of Upstairs_AP; living and bed2 lose "
-                 "their strongest training AP (Lounge_AP) in every test sequence; Study_AP, heard in 11 % of "
-                 "training windows (one sequence, 00007), is heard in 68 % of test windows and in rooms where "
-                 "training rarely saw it (living, hall, bed1). Room changes inside a window are not the problem: "
-                 "such windows are 4 % of the test set (steady / transition columns).")
+                 + ", ".join(f"{a} → {b} {n}" for n, a, b in off) + f" of {n_errors} errors." + why_sentence(
+                     sa.limiting_facts(ds, diag)))
     L.append("")
 
     mrows = [r for r in rows if r.get("mamba_int8_choice")]

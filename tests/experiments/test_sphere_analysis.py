@@ -81,12 +81,87 @@ def test_choose_by_validation_per_family_and_class():
                                                           "knn": None, "lr": None}
     assert name(best[C64]["mdcsa"]) == "md-big"
     assert sa.best_sequence(rows, C32)["name"] == "md-b"  # val 0.80 beats the mamba's 0.60
-    # the verdict compares the selected rows' test figures: md-b 0.60 / mb 0.70 vs mlp 0.80 / rf2 0.50
+    # the verdict takes each side's validation-best selected row: md-b (val 0.80) over mb (0.60), mlp (0.75) over
+    # rf2 (0.72); then compares their test figures: 0.60 < 0.80
     top_seq, top_pw, beats = sa.class_verdict(best[C32])
-    assert (top_seq["name"], top_pw["name"], beats) == ("mb", "mlp", False)
+    assert (top_seq["name"], top_pw["name"], beats) == ("md-b", "mlp", False)
     assert sa.class_verdict({f: None for f in sa.FAMILIES}) == (None, None, False)
     top, n = sa.ceiling_check([r for r in rows if r["name"] != "rf-nn"], C32)  # md-a, md-b, mb fit, not md-big
     assert (top["name"], n) == ("md-a", 3)
+
+
+def test_class_verdict_chooses_by_validation_when_test_disagrees():
+    # by test the verdict would be mb 0.90 vs mlp 0.85 (sequence wins); by validation it is md 0.60 vs rf 0.65 (loses)
+    best = {"mdcsa": row("md", "mdcsa", 0.80, 0.60), "mamba": row("mb", "mamba", 0.70, 0.90),
+            "mlp": row("mlp", "mlp", 0.70, 0.85), "rf": row("rf", "rf", 0.75, 0.65, quant="int8 features"),
+            "knn": None, "lr": None}
+    top_seq, top_pw, beats = sa.class_verdict(best)
+    assert (top_seq["name"], top_pw["name"], beats) == ("md", "rf", False)
+    # swap the validation figures only: now mb and mlp are taken, and the sequence side wins on test
+    best["mdcsa"]["val_f1"], best["mamba"]["val_f1"] = 0.70, 0.80
+    best["mlp"]["val_f1"], best["rf"]["val_f1"] = 0.75, 0.70
+    top_seq, top_pw, beats = sa.class_verdict(best)
+    assert (top_seq["name"], top_pw["name"], beats) == ("mb", "mlp", True)
+    # a validation tie goes to the smaller arena (then flatbuffer), as select_best does, whatever the test figures
+    best["mlp"].update(val_f1=0.75, arena_bytes=9_000, test_f1=0.10)
+    best["rf"].update(val_f1=0.75, arena_bytes=8_000, test_f1=0.99)
+    assert sa.class_verdict(best)[1]["name"] == "rf"
+    best["rf"].update(arena_bytes=9_000, flatbuffer_bytes=30_000)
+    assert sa.class_verdict(best)[1]["name"] == "mlp"
+
+
+def test_limiting_facts_hand_computed():
+    ds = sphere_like_dataset()
+    facts = sa.limiting_facts(ds, sa.diagnostics(ds))
+    # training last steps: room a hears ap0 in 1/1 and ap1 in 0/1; room b: ap0 in 1/2, ap1 in 2/2. One AP heard in
+    # >= 90 % per room, but a different one: no AP tells two rooms apart by its level alone
+    assert facts["level_only"] == {}
+    # strongest training AP (heard in >= half): a: ap0 (-80); b: ap1 (-80 vs ap0 -100). Both heard in test 00008
+    assert facts["lost_strongest"] == {}
+    # shares of windows heard, train -> test: ap0 0.75 -> 0.75, ap1 0.5 -> 0.75: ap1 rises; training sequences that
+    # hear it: 00005 and 00006 (both have train windows). Rooms: ap1 in test last steps a 0/1, b 3/3 (>= 75 %), but
+    # in training b 2/2 (not rare): none
+    assert facts["gained"] == {"ap": "ap1", "train_share": 0.5, "test_share": 0.75,
+                               "train_sequences": ["00005", "00006"], "rooms": []}
+    # test windows with a room change: window 1 of 4, all labelled
+    assert facts["transition_share"] == 0.25
+
+
+def test_limiting_facts_on_a_hand_made_diagnosis():
+    from types import SimpleNamespace
+
+    cell = lambda heard, dbm=None: {"heard": heard, "mean_dbm": dbm}  # noqa: E731
+    diag = {"aps": ["K", "L", "U"], "classes": ["r1", "r2", "r3", "r4", "r5"],
+            "class_counts_test": [10, 50, 5, 50, 70],
+            "share_windows_ap_heard": {"train": {"K": 0.4, "L": 0.5, "U": 0.6}, "test": {"K": 0.45, "L": 0.0, "U": 0.9}},
+            "test_sequences": [("s9", 4)], "aps_heard_per_sequence": {"s9": ["K", "U"]},
+            "per_class_last_step_rssi": {
+                "train": {"r1": [cell(0.2, -90), cell(0.6, -80), cell(0.95, -85)],  # often: U; strongest: L
+                          "r2": [cell(0.1, -95), cell(0.7, -75), cell(0.92, -90)],  # often: U; strongest: L
+                          "r3": [cell(0.95, -70), cell(0.0), cell(0.99, -80)],  # often: K and U; strongest: K
+                          "r4": [cell(0.5, -60), cell(0.4, -50), cell(0.2, -90)],  # L louder but heard < half: K
+                          "r5": [cell(0.0), cell(0.0), cell(0.1, -95)]},  # nothing heard in half its windows
+                "test": {"r1": [cell(1.0, -90), cell(0.0), cell(0.8, -85)],
+                         "r2": [cell(1.0, -90), cell(0.0), cell(0.8, -85)],
+                         "r3": [cell(1.0, -70), cell(0.0), cell(1.0, -80)],
+                         "r4": [cell(0.5, -60), cell(0.0), cell(0.9, -90)],
+                         "r5": [cell(0.0), cell(0.0), cell(0.8, -95)]}}}
+    ds = SimpleNamespace(
+        meta={"sequences": {"s1": {"windows": {"train": 3, "val": 1}, "aps_heard": ["K", "L", "U"]},
+                            "s2": {"windows": {"train": 2}, "aps_heard": ["K", "L"]},
+                            "s3": {"windows": {"val": 2}, "aps_heard": ["U"]},  # no training windows
+                            "s9": {"windows": {"test": 4}, "aps_heard": ["K", "U"]}}},
+        y_test=np.array([[0, 0], [0, 1], [1, -1], [1, 1]]))  # window 2 unlabelled at its last step
+    facts = sa.limiting_facts(ds, diag)
+    assert facts["level_only"] == {"U": ["r1", "r2"]}  # class order
+    assert facts["lost_strongest"] == {"L": ["r2", "r1"]}  # L is heard in no test sequence; most test windows first
+    # U rises most (0.6 -> 0.9); only s1 hears it in training; rooms heard in >= 75 % of test, < 25 % of training:
+    # r4 (0.2 -> 0.9, 50 test windows) and r5 (0.1 -> 0.8, 70)
+    assert facts["gained"] == {"ap": "U", "train_share": 0.6, "test_share": 0.9, "train_sequences": ["s1"],
+                               "rooms": ["r5", "r4"]}
+    assert facts["transition_share"] == pytest.approx(1 / 3)  # window 1 of the 3 labelled ones
+    diag["share_windows_ap_heard"]["test"] = {"K": 0.4, "L": 0.5, "U": 0.6}  # nothing rises: no such AP
+    assert sa.limiting_facts(ds, diag)["gained"] is None
 
 
 def test_target_verdict():

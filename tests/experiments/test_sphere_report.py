@@ -62,6 +62,25 @@ def test_render_states_the_selection_and_the_verdicts(tmp_path):
     assert out["extra"]["mlp-H16L1"]["per_sequence"]["00008"]["acc"] == 2 / 3
 
 
+def test_verdict_takes_the_validation_best_row_of_each_side(tmp_path):
+    ds = sphere_like_dataset()
+    rows = {r["name"]: r for r in make_rows(ds)}
+    rows["mamba-H8L1"]["test_f1"] = 0.95  # best sequence row on test, but val 0.60 < the mdcsa's 0.75
+    rows["rf-window"]["val_f1"] = 0.73  # val above the MLP's 0.72, test 0.65 below its 0.66
+    out = sr.render(ds, list(rows.values()), tmp_path, sa.diagnostics(ds), [])
+    # by validation: mdcsa-H16L1 (test 0.70) vs rf-window (test 0.65): +5.0; by test it would be 0.95 vs 0.66
+    assert out["verdicts"]["32 KiB (RL78/G13)"] == {"best_sequence": "mdcsa-H16L1", "best_per_window": "rf-window",
+                                                    "sequence_beats_per_window": True}
+    assert ("best selected sequence model mdcsa-H16L1 70.0 vs best selected per-window baseline rf-window 65.0 "
+            "(+5.0 points; on validation 75.0 vs 73.0). Compared: of the validation-selected rows above, the "
+            "MDCSA/Mamba row with the higher validation F1 vs the MLP/RF/kNN/LR row with the higher validation F1; "
+            "their test figures are reported, not used to choose.") in out["markdown"]
+    rows["mamba-H8L1"]["val_f1"] = 0.80  # now the mamba is the validation-best sequence row: 0.95 vs 0.65
+    out = sr.render(ds, list(rows.values()), tmp_path, sa.diagnostics(ds), [])
+    assert out["verdicts"]["32 KiB (RL78/G13)"]["best_sequence"] == "mamba-H8L1"
+    assert "mamba-H8L1 95.0 vs best selected per-window baseline rf-window 65.0 (+30.0 points" in out["markdown"]
+
+
 def test_results_document_and_plot(tmp_path):
     ds = sphere_like_dataset()
     rows = make_rows(ds)
@@ -73,6 +92,30 @@ def test_results_document_and_plot(tmp_path):
     assert len(doc["rows"]) == len(rows) and not any(k.endswith("_pred_last") for r in doc["rows"] for k in r)
     png = sr.plot_png(ds, rows, out)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_why_sentence_words_the_facts():
+    # the committed report's facts (sphere: sphere_analysis.limiting_facts on the committed diagnostics) give its text
+    facts = {"level_only": {"Upstairs_AP": ["bath", "bed1", "bed2", "stairs", "toilet"]},
+             "lost_strongest": {"Lounge_AP": ["living", "bed2"]},
+             "gained": {"ap": "Study_AP", "train_share": 0.10501, "test_share": 0.67970, "train_sequences": ["00007"],
+                        "rooms": ["living", "hall", "bed1"]},
+             "transition_share": 0.03956}
+    assert sr.why_sentence(facts) == (
+        " The per-room table above shows why: bath, bed1, bed2, stairs and toilet are told apart mainly by the level "
+        "of Upstairs_AP; living and bed2 lose their strongest training AP (Lounge_AP) in every test sequence; "
+        "Study_AP, heard in 11 % of training windows (one sequence, 00007), is heard in 68 % of test windows and in "
+        "rooms where training rarely saw it (living, hall, bed1). Room changes inside a window are not the problem: "
+        "such windows are 4 % of the test set (steady / transition columns).")
+    # other data, other words: one room, two sequences, no rare rooms, many room changes
+    facts = {"level_only": {}, "lost_strongest": {"L": ["r2"]},
+             "gained": {"ap": "U", "train_share": 0.2, "test_share": 0.3, "train_sequences": ["s1", "s2"], "rooms": []},
+             "transition_share": 0.25}
+    assert sr.why_sentence(facts) == (
+        " The per-room table above shows why: r2 loses its strongest training AP (L) in every test sequence; U, heard "
+        "in 20 % of training windows (two sequences, s1, s2), is heard in 30 % of test windows. Windows with a room "
+        "change inside are 25 % of the test set (steady / transition columns).")
+    assert sr.why_sentence({"level_only": {}, "lost_strongest": {}, "gained": None, "transition_share": None}) == ""
 
 
 def test_formatters():
