@@ -36,9 +36,14 @@ def mamba():
     return buf, st
 
 
-def test_minimal_arena_rechecked_in_fresh_emulators(mamba, m4_lib, tmp_path):
+@pytest.fixture(scope="module")
+def probe(mamba, m4_lib, tmp_path_factory):
+    """The probe firmware linked for the Mamba (shared by the tests below)."""
+    return m4.build_probe(mamba[0], m4_lib, tmp_path_factory.mktemp("probe"))
+
+
+def test_minimal_arena_rechecked_in_fresh_emulators(mamba, probe):
     buf, st = mamba
-    probe = m4.build_probe(buf, m4_lib, tmp_path)
     found = m4.minimal_arena(probe.path)
     assert found.arena_bytes % 16 == 0 and found.probes >= 3
     assert qemu.run(probe.path, ["arena", str(found.arena_bytes)]).returncode == 0
@@ -49,11 +54,10 @@ def test_minimal_arena_rechecked_in_fresh_emulators(mamba, m4_lib, tmp_path):
     assert found.arena_bytes < st.arena_bytes
 
 
-def test_arena_record_accounts_for_every_node(mamba, m4_lib, tmp_path):
+def test_arena_record_accounts_for_every_node(mamba, probe):
     from keras_tinyloc.deploy import tflite_inspect
 
     buf, _ = mamba
-    probe = m4.build_probe(buf, m4_lib, tmp_path)
     rec = m4.arena_record(probe.path, 64 * 1024)
     info = tflite_inspect.inspect_tflite(buf)
     assert rec["nodes"] == len(info.ops) == len(rec["per_node"]) and rec["tensors"] == len(info.tensors)
@@ -69,9 +73,8 @@ def test_arena_record_accounts_for_every_node(mamba, m4_lib, tmp_path):
     assert sum(v["used"] for v in t.values()) <= rec["tail"] and rec["head"] + rec["tail"] == rec["total"]
 
 
-def test_outputs_match_the_host_wheel_and_counts_repeat(mamba, m4_lib, tmp_path):
+def test_outputs_match_the_host_wheel_and_counts_repeat(mamba, probe, tmp_path):
     buf, _ = mamba
-    probe = m4.build_probe(buf, m4_lib, tmp_path)
     xs = m4.random_inputs(buf, 12, seed=5)
     got, counts = m4.run_inputs(probe.path, 64 * 1024, buf, xs, tmp_path)
     want = m4.host_outputs(buf, xs)
