@@ -6,6 +6,7 @@ Per house (house-a..d, simulated) and Mamba configuration: :func:`keras_tinyloc.
 per-window int8 MLP baseline); the report is :mod:`keras_tinyloc.experiments.streaming_report`.
 
     .venv/bin/python benchmarks/streaming.py [--houses house-a house-b house-c house-d] [--epochs 40]
+    .venv/bin/python benchmarks/streaming.py --add-validation   # val F1 for rows stored before it was recorded
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from keras_tinyloc.errors import cli_errors  # noqa: E402
 
+
+@cli_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--houses", nargs="+", default=["house-a", "house-b", "house-c", "house-d"])
@@ -31,6 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the existing .json")
     p.add_argument("--slow-decay", action="store_true", help="share of slow state decays (H8L1), for the stream analysis")
     p.add_argument("--ablation-folded", action="store_true", help="plain vs folded step graph on the cached H8L1 runs")
+    p.add_argument("--add-validation", action="store_true",
+                   help="add the validation F1 of each Mamba row measured before it was recorded (its run, cached or "
+                        "retrained with the same settings, must reproduce the row's float test F1)")
     ns = p.parse_args(argv)
     from keras_tinyloc import paths
     from keras_tinyloc.experiments import streaming_eval, streaming_report
@@ -46,6 +53,15 @@ def main(argv=None) -> int:
     if ns.ablation_folded:
         res["ablation_folded"] = streaming_eval.ablation_folded(ns.houses, cache, log=log)
         paths.atomic_write_json(out_json, res)
+        ns.markdown_only = True
+    if ns.add_validation:
+        for house, hh in res["houses"].items():
+            for name, row in hh["mamba"].items():
+                if "val_f1" not in row:
+                    row["val_f1"] = streaming_eval.validation_f1(house, name, row, ns.epochs, cache)
+                    res["val_f1_added"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+                    log(f"{house} {name}: validation F1 {row['val_f1']:.4f}")
+                    paths.atomic_write_json(out_json, res)
         ns.markdown_only = True
     if ns.markdown_only:
         paths.atomic_write_text(Path(ns.out + ".md"), streaming_report.markdown(res, res.get("argv", [])))

@@ -219,7 +219,8 @@ def eval_mlp(ds, hidden, epochs, seed=0):
     windows with a labelled last step (Adam 3e-3, cross-entropy, batch 128, up to ``epochs``, early stopping on
     validation macro-F1 with patience 10, best weights kept), converted to full int8 (names stripped) and run
     through TFLM on the test windows. Returns ``{"hidden", "params", "train_seconds", "flatbuffer_bytes",
-    "arena_bytes", "f1_float", "f1_int8_tflm", "acc_int8_tflm", "tflm_us"}``."""
+    "arena_bytes", "val_f1_float"`` (the kept weights' validation macro-F1, float), ``"f1_float", "f1_int8_tflm",
+    "acc_int8_tflm", "tflm_us"}``."""
     import keras
 
     from keras_tinyloc.deploy import convert, tflm
@@ -258,6 +259,7 @@ def eval_mlp(ds, hidden, epochs, seed=0):
     q, us = tflm.run_tflm(buf, xq, arena.arena_bytes)
     p_q = np.argmax(q.reshape(len(q), -1), -1)
     return {"hidden": hidden, "params": int(model.count_params()), "train_seconds": round(t_train, 1),
+            "val_f1_float": float(best),
             "flatbuffer_bytes": len(buf), "arena_bytes": arena.arena_bytes,
             "f1_float": window_metrics(ds.y_test[:, -1], p_float)["f1"],
             "f1_int8_tflm": window_metrics(ds.y_test[:, -1], p_q)["f1"],
@@ -317,12 +319,32 @@ def slow_decay(houses, cache, n_windows=500) -> dict:
     return out
 
 
+def validation_f1(house: str, name: str, row: dict, epochs: int, cache: Path, dataset=None) -> float:
+    """The validation macro-F1 of the Mamba run a stored row ``name`` (``H<H>L<L>``) of ``house`` was measured on,
+    for rows written before :func:`evaluate_house` recorded it: the run from :func:`train_mamba` (cached under
+    ``cache``, else trained again with the same settings — seed 0, ``epochs`` max — which reproduces it), accepted
+    only when its float test macro-F1 equals the row's ``f1_float_window`` (same model); otherwise a
+    :class:`~keras_tinyloc.errors.TinyLocError` naming both figures."""
+    from keras_tinyloc.data.registry import load_dataset
+    from keras_tinyloc.errors import TinyLocError
+
+    hidden, layers = (int(v) for v in name[1:].split("L"))
+    ds = load_dataset(house) if dataset is None else dataset
+    _, _, metrics = train_mamba(ds, house, hidden, layers, epochs, cache)
+    if abs(metrics["test_f1"] - row["f1_float_window"]) > 1e-9:
+        raise TinyLocError(f"{house} {name}: the run under {cache / house} has float test F1 {metrics['test_f1']:.6f}, "
+                           f"the stored row {row['f1_float_window']:.6f}: not the run the row was measured on")
+    return float(metrics["val_f1"])
+
+
 def evaluate_house(house: str, epochs: int, cache: Path, log: Callable[[str], None] = print, dataset=None) -> dict:
     """Every Mamba configuration of ``house`` (:data:`CONFIGS`, else :data:`DEFAULT_CONFIGS`) trained
     (:func:`train_mamba`, ``epochs`` max, cached under ``cache``) and measured (:func:`eval_mamba`, plus its
     ``params`` and ``train_seconds``), and the per-window MLP (:func:`eval_mlp`, H = :data:`MLP_HIDDEN`,
     ``2 * epochs`` max). ``dataset``: the house's WindowDataset (default: ``load_dataset(house)``, timed with the
-    rest). Returns ``{"mamba": {"H8L1": ..., ...}, "mlp": ..., "seconds"}``."""
+    rest). Returns ``{"mamba": {"H8L1": ..., ...}, "mlp": ..., "seconds"}``; each Mamba row holds ``val_f1`` (the
+    trained float model's validation macro-F1 of the decoded last step, :func:`keras_tinyloc.training.train.evaluate`)
+    and the MLP row its best validation macro-F1 (``val_f1_float``), so that the report selects by validation."""
     from keras_tinyloc.data.registry import load_dataset
 
     t0 = time.perf_counter()
@@ -333,6 +355,7 @@ def evaluate_house(house: str, epochs: int, cache: Path, log: Callable[[str], No
         r = eval_mamba(ds, tagger, cfg)
         r["params"] = metrics["params"]
         r["train_seconds"] = metrics.get("train_seconds")
+        r["val_f1"] = metrics["val_f1"]  # the float run's validation macro-F1: what selects among configurations
         h["mamba"][f"H{hidden}L{layers}"] = r
         log(f"{house} H{hidden}L{layers} " + str({k: r[k] for k in ("float_step_max_abs_diff", "arena_bytes",
                                                                        "agree_int8_step_vs_float_window_all",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import synth_dataset
+from keras_tinyloc.errors import TinyLocError
 from keras_tinyloc.experiments import streaming_eval as se
 from keras_tinyloc.training.metrics import window_metrics
 
@@ -92,3 +93,12 @@ def test_evaluate_house_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("retrained a cached run"))
     tagger, cfg, metrics = se.train_mamba(ds, "house-b", 4, 1, 2, tmp_path)
     assert metrics["params"] == r["params"] and cfg["model"] == "mamba"
+    # the row keeps the validation F1 that selects among configurations: the run's decoded validation windows
+    assert r["val_f1"] == metrics["val_f1"] == pytest.approx(window_metrics(ds.y_val, tagger.decode(ds.x_val))["f1"])
+    assert 0 <= mlp["val_f1_float"] <= 1
+    # a row stored without it gets it from its run, only when the run reproduces the row's float test F1
+    row = {"f1_float_window": metrics["test_f1"]}
+    assert se.validation_f1("house-b", "H4L1", row, 2, tmp_path, dataset=ds) == metrics["val_f1"]
+    with pytest.raises(TinyLocError, match=r"house-b H4L1: the run under .* has float test F1 .*, the stored row "
+                                           r".*: not the run the row was measured on"):
+        se.validation_f1("house-b", "H4L1", {"f1_float_window": metrics["test_f1"] + 0.01}, 2, tmp_path, dataset=ds)

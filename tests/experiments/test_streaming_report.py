@@ -23,16 +23,24 @@ def test_committed_report_is_the_rendering_of_the_committed_json(committed):
     assert md == (RESULTS / "streaming.md").read_text()
 
 
+def with_validation(res, val):
+    """``res`` with the validation F1 of each house's H8L1/H4L1 set from ``val`` ``{house: (H8L1, H4L1)}``."""
+    for house, (v8, v4) in val.items():
+        res["houses"][house]["mamba"]["H8L1"]["val_f1"] = v8
+        res["houses"][house]["mamba"]["H4L1"]["val_f1"] = v4
+    return res
+
+
 def test_verdicts_follow_the_numbers(committed):
-    res = copy.deepcopy(committed)
+    res = with_validation(copy.deepcopy(committed), {h: (0.9, 0.8) for h in committed["houses"]})  # H8L1 everywhere
     hb = res["houses"]["house-b"]
-    hb["mamba"]["H4L1"]["f1_int8_step_tflm"] = hb["mlp"]["f1_int8_tflm"] + 0.01  # the H4L1 now beats the MLP
+    hb["mamba"]["H8L1"]["f1_int8_step_tflm"] = hb["mlp"]["f1_int8_tflm"] + 0.01  # the H8L1 now beats the MLP
     res["houses"]["house-a"]["mamba"]["H8L1"]["agree_int8_step_vs_float_window_all"] = 0.995
     for hh in res["houses"].values():
         for name in ("H8L1", "H4L1"):
             hh["mamba"][name]["arena_bytes"] = 8000
     lines = "\n".join(streaming_report.targets_section(res))
-    # wins: best of H8L1/H4L1 above the MLP -> house-a (0.720 > 0.718), house-b (now), house-c (0.720 > 0.702)
+    # wins: H8L1 above the MLP -> house-a (0.720 > 0.718), house-b (now), house-c (0.720 > 0.702); d 0.646 < 0.663
     assert "wins on house-a, house-b, house-c and **does not win on house-d**" in lines
     assert "<= 8 KiB for the 32 KB-class configurations" in lines and "8,000 B" in lines
     assert ": **met** on the host figure" in lines
@@ -42,6 +50,54 @@ def test_verdicts_follow_the_numbers(committed):
     assert "the MLP's arena 3.6x smaller" in lines
     res["houses"]["house-c"]["mamba"]["H8L1"]["arena_bytes"] = 8193
     assert ": **not met** on the host figure" in "\n".join(streaming_report.targets_section(res))
+
+
+def test_the_compared_configuration_is_chosen_by_validation_not_test(committed):
+    # house-d: H4L1 has the better test F1 (65.16 vs 64.62), both below the MLP's 66.26; make the H4L1 beat the MLP on
+    # test while the H8L1 keeps the higher validation F1: the H8L1 is compared, and it loses
+    res = with_validation(copy.deepcopy(committed), {h: (0.9, 0.8) for h in committed["houses"]})
+    hd = res["houses"]["house-d"]
+    hd["mamba"]["H4L1"]["f1_int8_step_tflm"] = hd["mlp"]["f1_int8_tflm"] + 0.05
+    assert streaming_report.select_small(hd) == "H8L1"
+    lines = "\n".join(streaming_report.targets_section(res))
+    assert "higher validation F1: house-a H8L1, house-b H8L1, house-c H8L1, house-d H8L1; int8 TFLM) wins on " \
+           "house-a, house-c and **does not win on house-b, house-d**" in lines
+    md = streaming_report.markdown(res, [])
+    assert "| house-d | 64.62 | 71.26 | 90.00 / 80.00 | 66.26 (H32, 7402) |" in md
+    assert md.count("**MLP** (H8L1, selected by validation, does not win)") == 2  # house-b, house-d
+    # house-a: the H8L1 beats the MLP on test (71.99 > 71.83); with the H4L1 (67.15) selected by validation it loses
+    res["houses"]["house-a"]["mamba"]["H4L1"]["val_f1"] = 0.95
+    assert streaming_report.select_small(res["houses"]["house-a"]) == "H4L1"
+    lines = "\n".join(streaming_report.targets_section(res))
+    assert "house-a H4L1, house-b H8L1" in lines and "wins on house-c and **does not win on house-a, house-b, " \
+                                                      "house-d**" in lines
+    assert "| house-a | 71.99 | 67.15 | 90.00 / 95.00 | 71.83 (H32, 5284) |" in streaming_report.markdown(res, [])
+    assert "**MLP** (H4L1, selected by validation, does not win)" in streaming_report.markdown(res, [])
+    assert "the one of H8L1/H4L1 with the higher **validation** macro-F1" in md
+
+
+def test_validation_tie_goes_to_fewer_parameters(committed):
+    hh = copy.deepcopy(committed["houses"]["house-a"])
+    hh["mamba"]["H8L1"]["val_f1"] = hh["mamba"]["H4L1"]["val_f1"] = 0.9
+    assert hh["mamba"]["H4L1"]["params"] < hh["mamba"]["H8L1"]["params"]
+    assert streaming_report.select_small(hh) == "H4L1"
+
+
+def test_without_validation_nothing_is_chosen(committed):
+    res = copy.deepcopy(committed)
+    for hh in res["houses"].values():
+        for r in hh["mamba"].values():
+            r.pop("val_f1", None)
+    assert streaming_report.select_small(res["houses"]["house-a"]) is None
+    lines = "\n".join(streaming_report.targets_section(res))
+    # each configuration against the MLP on test, none preferred: H8L1 71.99 / 72.59 / 72.00 / 64.62 and H4L1 67.15 /
+    # 66.04 / 61.33 / 65.16 vs the MLP's 71.83 / 76.74 / 70.21 / 66.26
+    assert "no validation F1 stored, so no configuration is chosen: H8L1 (int8 TFLM) wins on house-a, house-c and " \
+           "**does not win on house-b, house-d**; H4L1 (int8 TFLM) wins on no house and **does not win on house-a, " \
+           "house-b, house-c, house-d**." in lines
+    md = streaming_report.markdown(res, [])
+    assert "holds no validation F1 for the H8L1/H4L1 rows" in md
+    assert "| H8L1: Mamba; H4L1: **MLP** (no validation F1: not chosen) |" in md
 
 
 def test_ram_classes_in_words():
