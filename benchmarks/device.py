@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     if missing:
         raise TinyLocError(f"benchmarks/device.py: {missing}")
     t0 = time.monotonic()
-    work = paths.user_cache_dir() / "device_bench"
+    work = paths.user_cache_dir() / "device_bench" / f"epochs{args.epochs}"  # trained models, reused per --epochs
     cases = db.build_cases(work, args.cases, epochs=args.epochs)
     results = []
     for case in cases:

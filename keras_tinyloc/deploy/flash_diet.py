@@ -87,8 +87,9 @@ def _sketch(tflite_bytes: bytes, settings: export_c.DeviceSettings, step_io: dic
 def measure_variant(tflite_bytes: bytes, settings: export_c.DeviceSettings, variant: Variant,
                     step_io: dict | None = None, inputs: list[np.ndarray] | None = None, n_random: int = 8,
                     work: Path | None = None) -> dict:
-    """One variant of one model's sketch: flash split, static RAM, and (for a board that starts) the minimal M4 arena,
-    the instructions per invoke and whether the outputs still equal the host TFLM's."""
+    """One variant of one model's sketch: flash split (and the 12 largest TFLM members in flash), static RAM, and (for
+    a board that starts) the minimal M4 arena, the instructions per invoke and whether the outputs still equal the
+    host TFLM's."""
     lib = tflm_kit.library("m4", opt=variant.lib_opt, defs=variant.lib_defs)
     with tempfile.TemporaryDirectory(prefix="tinyloc-diet-") as tmp:
         work = Path(work) / variant.name if work else Path(tmp)
@@ -100,7 +101,8 @@ def measure_variant(tflite_bytes: bytes, settings: export_c.DeviceSettings, vari
         static = firmware.static_ram(fw)
         row = {"variant": variant.name, "what": variant.what, "app": app, "flash_bytes": flash["total"],
                **{f"flash_{p}_bytes": flash[p] for p in firmware.PARTS},
-               "static_ram_bytes": static["static_without_arena"], "library_key": lib.key[:12]}
+               "static_ram_bytes": static["static_without_arena"], "library_key": lib.key[:12],
+               "tflm_objects": firmware.tflm_objects(fw, 12)}
         if variant.runs:
             probe = m4.build_probe(tflite_bytes, lib, work, app_defs=variant.app_defs)
             arena = m4.minimal_arena(probe.path)

@@ -261,6 +261,10 @@ def markdown(doc: dict) -> str:
         verdict = "within" if best["flash_bytes"] <= TARGET_FLASH_BYTES else "above"
         out += ["", f"Smallest: `{best['variant']}`, {_kib(best['flash_bytes'])} KiB, {verdict} the 64 KiB target.",
                 ""]
+        if base.get("tflm_objects"):
+            out += ["Largest TFLM members in the default firmware (bytes; a kernel links all the types it "
+                    "dispatches on at run time, e.g. float, int16 and int4 paths next to the int8 one): "
+                    + ", ".join(f"{name} {n:,}" for name, n in base["tflm_objects"]) + ".", ""]
     steps = [c for c in cases if "arena" in c]
     if steps:
         out += ["## The streaming step model's arena, node by node (RecordingMicroAllocator, M4)", ""]

@@ -33,6 +33,11 @@ def test_flash_split_adds_up_and_finds_the_model(mlp, m4_lib, tmp_path):
     # model_data.o holds the flatbuffer (16-byte aligned; g_model_len too when something reads it)
     assert len(mlp) <= split["model"] <= len(mlp) + 4 + 16
     assert split["tflm"] > 20_000 and split["libc"] > 1_000 and split["app"] > 500
+    objects = firmware.flash_objects(fw)
+    assert sum(objects.values()) == split["total"] and 0 <= objects.get("", 0) < 512  # e.g. ld's exidx entries
+    top = firmware.tflm_objects(fw, 5)
+    assert len(top) == 5 and [n for _, n in top] == sorted((n for _, n in top), reverse=True)
+    assert all(name.endswith((".cc", ".c")) for name, _ in top) and top[0][1] <= split["tflm"]
     ram = firmware.static_ram(fw, arena_symbol="g_arena")
     assert ram["arena_buffer"] == 512 * 1024 and ram["static_without_arena"] == size["data"] + size["bss"] - 512 * 1024
 
