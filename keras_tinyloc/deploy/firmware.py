@@ -94,9 +94,10 @@ _INPUT = re.compile(r"^ (\S+)?\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)(?:\s+(\S.*))?$")
 
 def flash_objects(fw: Firmware) -> dict[str, int]:
     """Flash bytes per input file of the link (``libtensorflow-microlite.a(micro_allocator.cc.o)``, ``main.o``, ...),
-    from the linker map; ``""`` = bytes without an input file (linker-generated, e.g. unwind-table entries, ~100 B). Each input section counts from its address
-    to the next one's (merged string sections are listed with their size before merging, and overlap the next
-    section) and padding counts with the section before it, so the values add up to the output sections' sizes."""
+    from the linker map; ``""`` = bytes without an input file (linker-generated, e.g. unwind-table entries, ~100 B).
+    Each input section counts from its address to the next one's (merged string sections are listed with their size
+    before merging, and overlap the next section) and padding counts with the section before it, so the values add up
+    to the output sections' sizes."""
     try:
         lines = fw.map_path.read_text(errors="replace").splitlines()
     except OSError as exc:
