@@ -10,8 +10,8 @@ clone (CI) on the same machine reuses it.
   third-party code it pins, with ``manifests/<target>-files.txt`` listing each target's files
   (``tflm_app/README.md``, "TFLM kit", says how to make one from a tflite-micro checkout).
 * Build: ``make -C tflm_app -f tflm_lib.mk lib`` (``tflm_app/tflm_lib.mk``: TFLM's own flags for the target, ``OPT``
-  for every file, optional extra defines; ``tflm_app/Makefile`` includes it for the firmware), ``TARGETS``: ``host`` (g++, reference kernels) and ``m4`` (arm-none-eabi-g++, Cortex-M4F
-  hard float, CMSIS-NN kernels).
+  for every file, optional extra defines; ``tflm_app/Makefile`` includes it for the firmware). ``TARGETS``: ``host``
+  (g++, reference kernels) and ``m4`` (arm-none-eabi-g++, Cortex-M4F hard float, CMSIS-NN kernels).
 * Cache: ``paths.user_cache_dir()/tflm/<target>-<key>/libtensorflow-microlite.a`` (+ ``build.json``). The key is a
   SHA-256 over ``tflm_app/tflm_lib.mk``, the target, ``OPT``, the extra defines, the compiler's ``--version`` and every
   file the target's manifest lists (relative path + bytes) — never a path of this machine. The library is built in a
