@@ -169,15 +169,14 @@ def input_windows(
     (segment base + step). Memory is bounded by the readings, not by the time they span. Readings must already be
     valid (see :func:`check_reading`).
     """
-    if settings.step_ms != W.STEP_MS:
-        raise TinyLocError(f"{source}: step_ms {settings.step_ms} differs from the pipeline's {W.STEP_MS} ms")
     t_ms, ap, rssi = np.asarray(t_ms, np.int64), np.asarray(ap), np.asarray(rssi)
     seg, number = reading_steps(settings, t_ms, max_segment_steps)
     xs, ends = [np.zeros((0, settings.window, settings.n_features), np.int8)], [np.zeros(0, np.int64)]
     bounds = [0, *(np.flatnonzero(np.diff(seg)) + 1).tolist(), len(seg)] if len(seg) else [0]
     for a, b in zip(bounds[:-1], bounds[1:]):  # segment = readings a..b-1
         grid = W.packets_to_grid(t_ms[a:b], ap[a:b], rssi[a:b], settings.n_features, t0_ms=int(t_ms[a]),
-                                 ffill_steps=settings.ffill_steps, fill=settings.fill_dbm, source=source)
+                                 ffill_steps=settings.ffill_steps, fill=settings.fill_dbm, source=source,
+                                 step_ms=int(settings.step_ms))
         raw, _ = W.make_windows(grid, np.zeros(len(grid), np.int32), settings.window, settings.hop)
         base = int(number[a])  # the segment's step 0
         xs.append(scale_quantize(settings, raw))

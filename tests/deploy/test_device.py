@@ -150,13 +150,17 @@ def jumpy_readings(rng, st, n=900, t0=-5_000):
     return t, rng.integers(0, st.n_features, n), rng.integers(-127, 1, n)
 
 
-@pytest.mark.parametrize("window,hop,cap", [(20, 10, 1 << 30), (7, 3, 1 << 30), (30, 10, 1 << 30), (20, 10, 97)])
-def test_gaps_restart_the_stream_identically_in_cpp_and_python(tmp_path, window, hop, cap):
+@pytest.mark.parametrize("window,hop,cap,step_ms", [(20, 10, 1 << 30, 200), (7, 3, 1 << 30, 200),
+                                                     (30, 10, 1 << 30, 200), (20, 10, 97, 200), (20, 10, 1 << 30, 100)])
+def test_gaps_restart_the_stream_identically_in_cpp_and_python(tmp_path, window, hop, cap, step_ms):
     """A gap longer than G = max(T, 20) steps restarts the grid in O(1) (no windows for the gap), the same on both
     sides: C++ harness (built with ASan/UBSan), the device twin and an independent per-segment pipeline. cap: the
-    segment-length limit, lowered at compile time to exercise that rule too."""
+    segment-length limit, lowered at compile time to exercise that rule too; step_ms 100: a recordings file's
+    ``--rate-hz 10`` grid (kStepMs in the C++ core, settings.step_ms in the twin)."""
+    import dataclasses
+
     rng = np.random.default_rng(window + cap)
-    st = hd.make_settings(rng, window=window, n_features=5, n_classes=4, hop=hop)
+    st = dataclasses.replace(hd.make_settings(rng, window=window, n_features=5, n_classes=4, hop=hop), step_ms=step_ms)
     t, ap, rssi = jumpy_readings(rng, st)
     t, ap, rssi = hd.corrupt(rng, t, ap, rssi, st.n_features)
     hd.write_harness(tmp_path, st, t, ap, rssi)

@@ -190,7 +190,7 @@ def python_stream(settings, t, ap, rssi, max_segment_steps=1 << 30):
     scaling = MinMaxScaling(np.float32(settings.scale_low), np.float32(settings.scale_high))
     xs, ends, base = [np.zeros((0, settings.window, settings.n_features), np.int8)], [np.zeros(0, np.int64)], 0
     for a, b in segments(settings, t, max_segment_steps):
-        grid = W.packets_to_grid(t[a:b] - t[a], ap[a:b], rssi[a:b], settings.n_features)
+        grid = W.packets_to_grid(t[a:b] - t[a], ap[a:b], rssi[a:b], settings.n_features, step_ms=int(settings.step_ms))
         raw, _ = W.make_windows(grid, np.zeros(len(grid)), settings.window, settings.hop)
         xs.append(quantize(scaling.transform(raw), settings.input_scale, settings.input_zero_point))
         ends.append(base + settings.window - 1 + settings.hop * np.arange(len(raw), dtype=np.int64))
