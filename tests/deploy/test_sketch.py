@@ -258,12 +258,14 @@ def _host_board(exe: Path):
         os.close(slave)
 
 
-def test_arduino_sketch_on_host_tflm_replays_the_recording(real_model, recording, host_lib, tmp_path):
+@pytest.mark.parametrize("app", ["arduino", "stm32"])
+def test_sketch_on_host_tflm_replays_the_recording(real_model, recording, host_lib, tmp_path, app):
+    """The .ino (through the shim) and stm32/main.cc (stdio board), unmodified, against the host TFLM library."""
     from keras_tinyloc.deploy import firmware
 
     buf, st, _ = real_model
     sk = _sketch_for(tmp_path, buf, st)
-    fw = firmware.build("arduino", sk, host_lib, tmp_path / "build")
+    fw = firmware.build(app, sk, host_lib, tmp_path / "build")
     with _host_board(fw.path) as port:
         res = _replay_all(port, st, recording, buf)
     _check_every_window(res, recording)
