@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_tinyloc.errors import TinyLocError
+from keras_tinyloc.models.online_crf import MAX_LAG
 
 
 def _check_io(io: dict) -> None:
@@ -42,8 +43,8 @@ def _c_float(v: float) -> str:
 def step_settings_source(io: dict, state_sizes: dict[str, int], lag: int, model_name: str = "step") -> str:
     """Text of ``step_settings.h``. ``state_sizes``: elements per state name; ``lag``: fixed-lag Viterbi D (steps)."""
     _check_io(io)
-    if isinstance(lag, bool) or int(lag) != lag or lag < 0:
-        raise TinyLocError(f"lag={lag!r}: must be a non-negative integer")
+    if isinstance(lag, bool) or int(lag) != lag or not 0 <= lag <= MAX_LAG:  # the core's limit (E4 at boot)
+        raise TinyLocError(f"lag={lag!r}: must be an integer in 0..{MAX_LAG}")
     ins, outs = io["inputs"], io["outputs"]
     states = [n for n in ins if n != "x_t"]
     missing = [n for n in states if n not in state_sizes]

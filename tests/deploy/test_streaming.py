@@ -229,6 +229,8 @@ def test_export_step_model_headers_compile_and_match_io(int8_step, tmp_path):
     assert float(q[2]) == pytest.approx(io["output_q"][outs.index("emissions")][0], rel=1e-7)
     with pytest.raises(TinyLocError):
         export_stream.step_settings_source({**io, "inputs": ["x_t"]}, sizes, 4)
+    with pytest.raises(TinyLocError, match=r"^lag=4097: must be an integer in 0..4096$"):  # the core would say E4
+        export_stream.step_settings_source(io, sizes, 4097)
 
 
 # The streaming sketch itself (tflm_app_stream.ino) runs against real TFLM with a real step model, on the host and
