@@ -55,12 +55,12 @@ def main(argv=None) -> int:
                                epochs=a.epochs, patience=a.patience)
     mf.add_a_drift(out)  # where training took A, read from the learned-A runs' saved models
     rows = mf.load_rows(out)
-    analysis = mf.analyse(rows)
     args = [v for v in (argv if argv is not None else sys.argv[1:]) if v != "--report-only"]
-    command = " ".join([".venv/bin/python benchmarks/mamba_fidelity.py", *args])
+    this = " ".join([".venv/bin/python benchmarks/mamba_fidelity.py", *args])
+    md, js = mf.report_files(rows, None if a.report_only and not args else [this])
     results = ROOT / a.results
-    atomic_write_text(results / "mamba_fidelity.md", mf.markdown(rows, analysis, command))
-    atomic_write_text(results / "mamba_fidelity.json", mf.results_json(rows, analysis))
+    atomic_write_text(results / "mamba_fidelity.md", md)
+    atomic_write_text(results / "mamba_fidelity.json", js)
     log(f"wrote {a.results}/mamba_fidelity.md and .json ({len(rows)} runs)")
     return 0
 

@@ -107,3 +107,15 @@ def test_run_one_tiny(tmp_path):
     assert drift["a_ratio_min"] <= drift["a_ratio_median"] <= drift["a_ratio_max"]
     assert "`learned-euler` mean |A_log − log n| " in mf.markdown(mf.load_rows(tmp_path), mf.analyse(
         mf.load_rows(tmp_path)), "CMD")
+
+
+def test_committed_report_is_rebuilt_from_its_json():
+    """docs/results/mamba_fidelity.md and .json are exactly what the library makes of the JSON's rows (the analysis
+    and verdicts included)."""
+    from keras_tinyloc import paths
+
+    results = paths.REPO_ROOT / "docs" / "results"
+    doc = json.loads((results / "mamba_fidelity.json").read_text())
+    md, js = mf.report_files(doc["rows"])
+    assert md == (results / "mamba_fidelity.md").read_text()
+    assert js == (results / "mamba_fidelity.json").read_text()
