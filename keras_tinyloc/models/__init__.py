@@ -41,7 +41,10 @@ def build_tagger(family: str, input_shape, n_classes: int, hidden: int, layers: 
             so the same arguments give the same initial weights.
         input_power: k > 1 puts the "powed" input ``x**k`` in front of the emitter (:func:`powed_emitter`):
             k - 1 MUL ops inside the int8 model, so the device still feeds min-max scaled RSSI.
-        kw: family-specific options forwarded to the emitter builder (e.g. ``d_state`` for Mamba).
+        kw: family-specific options forwarded to the emitter builder (e.g. ``d_state`` for Mamba). Mamba's
+            ``a_mode="learned"`` / ``input_term="euler"`` are float-only (EXP/LOG; the int8 converter rejects them):
+            not search options for a microcontroller, and measured to gain nothing beyond the seed noise
+            (``docs/results/mamba_fidelity.md``).
     """
     import keras
 
