@@ -8,9 +8,9 @@ undo each; this module trains the 2x2 :data:`VARIANTS` with the same data, budge
 H8L1, the simulated ``house-a`` H8L1 and H32L1) and compares them in float.
 
 Protocol: early stopping and the restored epoch are chosen on **validation** macro-F1 only
-(``training.train.fit_tagger``); test figures are reported, never used to choose. Runs with the same seed share the
-initial weights of every layer but A (the seeded draws are the same; A starts at -n in every variant) and the data
-order, so variants are compared **paired by seed**: :func:`paired` gives the mean per-seed difference and its 95 %
+(``training.train.fit_tagger``); test figures are reported, never used to choose. Runs with the same seed share every
+initial weight (the seeded draws are the same, and A starts at -n in every variant) and the batch order, so variants
+are compared **paired by seed**: :func:`paired` gives the mean per-seed difference and its 95 %
 t-interval (Student t with n-1 degrees of freedom, n = number of seeds); a difference is called larger than the
 seed noise when that interval excludes 0. :func:`main_effects` pools the two levels of the other factor (2n pairs).
 
@@ -405,8 +405,8 @@ def markdown(rows: Sequence[dict], analysis: dict, commands: str | Sequence[str]
         "Learned A and the Euler term need EXP/LOG, which TFLM cannot run in int8: they are float-only (the int8 "
         "converter rejects them, naming the option).",
         "",
-        "**How the noise was judged.** Runs with the same seed share every initial weight but A and the batch "
-        "order, so each variant is compared with today's `frozen-zoh` *paired by seed*: the table gives the mean "
+        "**How the noise was judged.** Runs with the same seed share every initial weight (A starts at −n in "
+        "every variant) and the batch order, so each variant is compared with today's `frozen-zoh` *paired by seed*: the table gives the mean "
         "per-seed difference and its 95 % Student-t interval (n − 1 degrees of freedom). A difference is called "
         "*beyond noise* when that interval excludes 0. The factor effects pool both levels of the other factor "
         "(2 × seeds pairs).",
