@@ -43,8 +43,11 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     json_path = out / "device.json"
-    if args.markdown_only:
-        paths.atomic_write_text(out / "device.md", db.markdown(json.loads(json_path.read_text())))
+    if args.markdown_only:  # findings recomputed from the stored measurements
+        doc = json.loads(json_path.read_text())
+        doc["notes"] = db.notes(doc["cases"])
+        paths.atomic_write_json(json_path, doc)
+        paths.atomic_write_text(out / "device.md", db.markdown(doc))
         return 0
     variants = [flash_diet.get_variant(v) for v in (args.variants or [v.name for v in flash_diet.VARIANTS])]
     missing = m4.tools_missing_reason()

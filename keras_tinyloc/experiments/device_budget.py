@@ -152,6 +152,7 @@ def measure_case(case: Case, variants=flash_diet.VARIANTS, log: Callable[[str], 
     rows = flash_diet.measure_variants(case.tflite_bytes, case.settings, variants, step_io=case.step_io, log=log)
     out = {"name": case.name, "what": case.what, "flatbuffer_bytes": len(case.tflite_bytes),
            "host_arena_bytes": case.settings.arena_bytes, "test_f1_int8": case.test_f1_int8,
+           "n_features": case.settings.n_features, "n_classes": case.settings.n_classes,
            "ops": sorted(set(case.settings.ops)), "device": dev, "variants": rows}
     if case.step_io is not None:
         out["arena"] = arena_breakdown(case)
@@ -173,12 +174,22 @@ def notes(results: list[dict]) -> list[str]:
             best = min(c["variants"], key=lambda v: v["flash_bytes"])
             ok = best["flash_bytes"] <= TARGET_FLASH_BYTES
             out.append(f"{c['name']}: 64 KiB flash target {'met' if ok else 'NOT met'}: smallest variant "
-                       f"`{best['variant']}` {best['flash_bytes']:,} B (default {c['variants'][0]['flash_bytes']:,} B).")
+                       f"`{best['variant']}` {best['flash_bytes']:,} B (default {c['variants'][0]['flash_bytes']:,} B): "
+                       f"TFLM {best['flash_tflm_bytes']:,} + model {best['flash_model_bytes']:,} + app "
+                       f"{best['flash_app_bytes']:,} + libc {best['flash_libc_bytes']:,} B.")
+        n_c = c.get("n_classes")
+        if n_c and 4 * n_c * n_c >= 4096:
+            out.append(f"{c['name']}: its app part ({d['flash_app_bytes']:,} B) holds model_settings.h's arrays, among "
+                       f"them the CRF transition matrix: {n_c} x {n_c} float32 = {4 * n_c * n_c:,} B.")
         if "arena" in c:
-            a = c["arena"]["arena_bytes"]
+            a, rec = c["arena"]["arena_bytes"], c["arena"]["recorded"]
             out.append(f"{c['name']}: 8 KiB arena target {'met' if a <= TARGET_STEP_ARENA_BYTES else 'NOT met'}: "
-                       f"{a:,} B on the M4 (TFLM reports {c['arena']['arena_used_bytes_reported']:,} B used after "
-                       f"allocation).")
+                       f"{a:,} B on the M4 = persistent tail {rec['tail']:,} B + planned head {rec['head']:,} B + "
+                       f"{a - rec['total']:,} B needed only while planning (TFLM reports "
+                       f"{c['arena']['arena_used_bytes_reported']:,} B used after allocation). Within 8,192 B it "
+                       f"would need {a - TARGET_STEP_ARENA_BYTES:,} B less: fewer nodes and tensors (32 B per node, "
+                       f"12 B per tensor in the tail, and the planner's working arrays scale with them) or a smaller "
+                       f"persistent kernel state.")
     return out
 
 
