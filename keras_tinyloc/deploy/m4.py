@@ -7,7 +7,7 @@ here comes from firmware linked for the M4 and run on the emulated core. :func:`
 * ``arena_bytes`` — the minimal working tensor arena on the M4. The probe firmware (``tflm_app/probe``) builds the
   interpreter with N bytes, runs AllocateTensors and one Invoke; N is bisected at 16-byte granularity between the
   ``arena_used_bytes()`` of a 512 KiB run and 512 KiB. ``arena_used_bytes()`` is not the minimum (a streaming step
-  model reports 7,676 B and needs 10,988 B; it is kept as ``arena_used_bytes_reported``). Every probe is its own
+  model reports 7,676 B and needs 10,992 B; it is kept as ``arena_used_bytes_reported``). Every probe is its own
   emulator run: a too-small arena can crash TFLM (a bus fault in the memory planner) instead of failing cleanly;
   such crashes are counted in ``arena_search``.
 * ``instructions_per_invoke`` — the exact number of instructions one ``Invoke()`` executes (median over the compared

@@ -179,7 +179,7 @@ extern "C" void tinyloc_setup(void) {
   }
   g_ready = true;
   // arena_used_bytes() is what TFLM reports after allocation; it is NOT the smallest arena that works (a step
-  // model reports 7,676 B and needs 10,988 B): the arena is the measured minimum + a margin (model_settings.h).
+  // model reports 7,676 B and needs 10,992 B): the arena is the measured minimum + a margin (model_settings.h).
   char line[128];
   snprintf(line, sizeof(line), "# arena %d bytes = measured minimum %d + margin %d (TFLM reports %u used)",
            model_settings::kTensorArenaSize, model_settings::kArenaMeasuredBytes, model_settings::kArenaMarginBytes,

@@ -147,7 +147,7 @@ static void ResetAll() {
 }
 
 // "ready ..." at boot and after "reset". arena= the arena this sketch declares (measured minimum + margin). Not
-// arena_used_bytes(): that is not the smallest arena that works (a step model reports 7,676 B and needs 10,988 B).
+// arena_used_bytes(): that is not the smallest arena that works (a step model reports 7,676 B and needs 10,992 B).
 static void PrintReady() {
   char buf[112];
   snprintf(buf, sizeof(buf), "ready %s stream F=%d C=%d lag=%d stagger=%d arena=%d", model_settings::kModelName,
