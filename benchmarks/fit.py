@@ -29,7 +29,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", default=",".join(c.name for c in fit_benchmark.CASES), help="comma-separated case names")
     p.add_argument("--time-budget", type=float, default=8.0, help="minutes of search per case (default 8)")
-    p.add_argument("--epochs", type=int, default=40, help="maximum epochs per trial (default 40)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per trial (default: the case's, "
+                                                            "fit_benchmark.UJI_TRAINING / BLE_TRAINING)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cortex-m4 | host (fit --device)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "fit"), help="where the searches are kept")
@@ -51,12 +52,12 @@ def main(argv=None) -> int:
     if (out / "fit.json").is_file():  # keep the cases of earlier invocations
         done = {c["case"]: c for c in json.loads((out / "fit.json").read_text()).get("cases", [])}
     meta = {"command": f"`{' '.join(['benchmarks/fit.py', *(argv if argv is not None else sys.argv[1:])])}`",
-            "machine": f"{os.cpu_count()} CPU cores", "time_budget_min": a.time_budget, "epochs": a.epochs,
-            "seed": a.seed, "min_epochs": 4, "reduction_factor": 3}
+            "machine": f"{os.cpu_count()} CPU cores", "time_budget_min": a.time_budget, "seed": a.seed}
     for name in names:
         case = by_name[name]
-        cfg = case.fit_config(Path(a.runs), time_budget_min=a.time_budget, epochs=a.epochs, seed=a.seed,
-                              device=a.device, progress=False, overhead_cache=str(Path(a.runs) / "overheads.json"))
+        extra = {} if a.epochs is None else {"epochs": a.epochs, "min_epochs": min(a.epochs, 4)}
+        cfg = case.fit_config(Path(a.runs), time_budget_min=a.time_budget, seed=a.seed, device=a.device,
+                              progress=False, overhead_cache=str(Path(a.runs) / "overheads.json"), **extra)
         t0 = time.perf_counter()
         summary = fit.run_fit(cfg, log=lambda line: print(f"[{name}] {line}", flush=True))
         done[name] = {**fit_benchmark.compare(case, summary, out), "seconds": round(time.perf_counter() - t0, 1),

@@ -35,7 +35,8 @@ def test_compare_and_report(tmp_path):
     case = fb.Case("house-a-cc2650", "house-a", "20 KB", mcu="CC2650")
     winner = {"key": "mlp-H32L1", "val_f1_int8": 0.9, "test_f1_int8": 0.8, "test_acc_int8": 0.96, "ram_bytes": 15000,
               "flash_bytes": 60000, "fit_basis": "device: whole firmware"}
-    summary = {"search": {"target": {"name": "CC2650", "ram_bytes": 20480, "flash_bytes": 131072, "clock_mhz": 48.0}},
+    summary = {"search": {"target": {"name": "CC2650", "ram_bytes": 20480, "flash_bytes": 131072, "clock_mhz": 48.0},
+                          "epochs": 150, "patience": 30, "min_epochs": 10, "reduction_factor": 3},
                "winner": winner, "counts": "48 candidates"}
     c = fb.compare(case, summary, results(tmp_path))
     assert c["hand_picked_best"]["name"] == "mlp H64L1 static_int8" and c["reaches_hand_picked"] is True
@@ -45,7 +46,7 @@ def test_compare_and_report(tmp_path):
            "cases": [json.loads(json.dumps(c))], "notes": ["n1"], "not_run": ["x: not run"]}
     md = fb.markdown(doc)
     assert ("| house-a-cc2650 | CC2650 (20 / 128 KiB) | mlp-H32L1 | 90.00 | **80.00** | 96.00 | 14.6 / 58.6 KiB (device) "
-            "| 48 candidates | mlp H64L1 static_int8 (76.00) | rf 10 trees int8 (74.00) | yes |") in md
+            "| 48 candidates; E/P/R 150/30/10 | mlp H64L1 static_int8 (76.00) | rf 10 trees int8 (74.00) | yes |") in md
     assert "* n1" in md and "* x: not run" in md
     zcase = fb.Case("uji-zones-cc2650", "house-a", "20 KB", mcu="CC2650", target_note="macro-F1 >= 85 in 20 KB")
     zones = fb.compare(zcase, {**summary, "winner": {**winner, "test_f1_int8": 0.84}}, results(tmp_path))
