@@ -40,8 +40,10 @@ def main(argv=None) -> int:
     from keras_tinyloc.paths import atomic_write_json, atomic_write_text
 
     out = Path(a.out)
-    if a.render_only:
-        atomic_write_text(out / "fit.md", fit_benchmark.markdown(json.loads((out / "fit.json").read_text())))
+    if a.render_only:  # the limits are re-read from the searches' leaderboards when runs/fit/<case>/ is here
+        doc = fit_benchmark.refresh_limits(json.loads((out / "fit.json").read_text()), Path(a.runs))
+        atomic_write_json(out / "fit.json", doc)
+        atomic_write_text(out / "fit.md", fit_benchmark.markdown(doc))
         return 0
     by_name = {c.name: c for c in fit_benchmark.CASES}
     names = [n.strip() for n in a.cases.split(",") if n.strip()]

@@ -118,16 +118,37 @@ def limits(leaderboard_csv: Path) -> dict:
         rows = list(csv.DictReader(fh))
     fams: dict[str, dict] = {}
     for r in rows:
-        f = fams.setdefault(r["family"], {"candidates": 0, "fit": 0, "min_ram_need": None, "min_flash_need": None})
+        f = fams.setdefault(r["family"], {"candidates": 0, "fit": 0, "min_ram_need": None, "min_flash_need": None,
+                                          "bare": False})
         f["candidates"] += 1
         f["fit"] += r["fits"] == "True"
+        f["bare"] |= r["need_basis"].startswith("arena and flatbuffer alone")
         for k, col in (("min_ram_need", "ram_need_bytes"), ("min_flash_need", "flash_need_bytes")):
             if r[col]:
                 f[k] = int(float(r[col])) if f[k] is None else min(f[k], int(float(r[col])))
     status = [r["status"] for r in rows]
+    levered = [r for r in rows if r["levers"].startswith(("x^", "aug"))]
+    pruned_at = {r["key"]: _pruned_epoch(r) for r in rows if r["status"] == "pruned"}
+    first = min(pruned_at.values(), default=None)
     return {"families": fams, "trained": sum(s in ("winner", "complete", "pruned", "failed") for s in status),
             "complete": sum(s in ("winner", "complete") for s in status), "pruned": status.count("pruned"),
-            "not_run": status.count("not run"), "does_not_fit": status.count("does not fit")}
+            "not_run": status.count("not run"), "does_not_fit": status.count("does not fit"), "first_rung": first,
+            "levers_trained": sum(r["status"] in ("winner", "complete", "pruned") for r in levered),
+            "levers_first_rung": sum(pruned_at.get(r["key"]) == first for r in levered if first is not None)}
+
+
+def _pruned_epoch(row: dict) -> int:
+    """The epoch named in a pruned row's selection text ("eliminated by successive halving at epoch E (...)")."""
+    return int(row["selection"].split(" at epoch ")[1].split(" ")[0])
+
+
+def refresh_limits(doc: dict, runs: Path) -> dict:
+    """Recompute every case's ``limits`` from ``runs/<case>/leaderboard.csv`` where the search folder is present."""
+    for c in doc["cases"]:
+        lb = Path(runs) / c["case"] / "leaderboard.csv"
+        if lb.is_file():
+            c["limits"] = limits(lb)
+    return doc
 
 
 def limit_notes(c: dict) -> list[str]:
@@ -140,10 +161,14 @@ def limit_notes(c: dict) -> list[str]:
         if f["fit"] == 0:
             ram = "–" if f["min_ram_need"] is None else f"{f['min_ram_need'] / KIB:.1f}"
             flash = "–" if f["min_flash_need"] is None else f"{f['min_flash_need'] / KIB:.1f}"
-            notes.append(f"no {fam} fits (smallest need {ram} KiB RAM / {flash} KiB flash of {t['ram_bytes'] // KIB} / "
-                         f"{t['flash_bytes'] // KIB} KiB)")
+            what = ("smallest model alone, before any app RAM or TFLM code: arena {} KiB / flatbuffer {} KiB" if f["bare"]
+                    else "smallest whole-program need {} KiB RAM / {} KiB flash").format(ram, flash)
+            notes.append(f"no {fam} fits the {t['ram_bytes'] // KIB} KiB / {t['flash_bytes'] // KIB} KiB ({what})")
     notes.append(f"{lim['trained']} trained ({lim['complete']} to the end, {lim['pruned']} eliminated), "
                  f"{lim['not_run']} fitting candidates not reached within the budget")
+    if lim.get("levers_trained"):
+        notes.append(f"of the {lim['levers_trained']} trained candidates with x^3 or augmentation, "
+                     f"{lim['levers_first_rung']} were eliminated at the first rung (epoch {lim['first_rung']})")
     w = c.get("winner")
     if w:
         notes.append(f"winner's validation F1 {100 * w['val_f1_int8']:.2f} vs test F1 {100 * w['test_f1_int8']:.2f}")

@@ -57,23 +57,30 @@ def test_compare_and_report(tmp_path):
 def test_limits_from_a_leaderboard(tmp_path):
     from keras_tinyloc.experiments import fit_report
 
-    base = {"hidden": 8, "layers": 1, "levers": "plain", "selection": "s", "params": 1}
+    base = {"hidden": 8, "layers": 1, "levers": "plain", "selection": "s", "params": 1, "need_basis": "device: x"}
+    pruned = "eliminated by successive halving at epoch {} (val F1 0.5)"
     rows = [{**base, "key": "m1", "family": "mlp", "status": "winner", "fits": True, "ram_need_bytes": 5000,
              "flash_need_bytes": 70000},
             {**base, "key": "m2", "family": "mlp", "status": "pruned", "fits": True, "ram_need_bytes": 6000,
-             "flash_need_bytes": 71000},
+             "flash_need_bytes": 71000, "levers": "x^3", "selection": pruned.format(4)},
+            {**base, "key": "m4", "family": "mlp", "status": "pruned", "fits": True, "ram_need_bytes": 6000,
+             "flash_need_bytes": 71000, "levers": "aug(drop 0.2, ±8 dB)", "selection": pruned.format(12)},
             {**base, "key": "m3", "family": "mlp", "status": "not run", "fits": True, "ram_need_bytes": 6000,
              "flash_need_bytes": 71000},
             {**base, "key": "a1", "family": "mamba", "status": "does not fit", "fits": False, "ram_need_bytes": 30720,
-             "flash_need_bytes": 150000},
+             "flash_need_bytes": 150000, "need_basis": "arena and flatbuffer alone (already above the MCU's limits)"},
             {**base, "key": "a2", "family": "mamba", "status": "does not fit", "fits": False, "ram_need_bytes": None,
              "flash_need_bytes": None}]
     (tmp_path / "leaderboard.csv").write_text(fit_report.leaderboard_csv(rows))
     lim = fb.limits(tmp_path / "leaderboard.csv")
-    assert lim["families"]["mamba"] == {"candidates": 2, "fit": 0, "min_ram_need": 30720, "min_flash_need": 150000}
-    assert (lim["trained"], lim["complete"], lim["pruned"], lim["not_run"], lim["does_not_fit"]) == (2, 1, 1, 1, 2)
+    assert lim["families"]["mamba"] == {"candidates": 2, "fit": 0, "min_ram_need": 30720, "min_flash_need": 150000,
+                                        "bare": True}
+    assert (lim["trained"], lim["complete"], lim["pruned"], lim["not_run"], lim["does_not_fit"]) == (3, 1, 2, 1, 2)
+    assert (lim["first_rung"], lim["levers_trained"], lim["levers_first_rung"]) == (4, 2, 1)
     notes = fb.limit_notes({"limits": lim, "target": {"ram_bytes": 20480, "flash_bytes": 131072},
                             "winner": {"val_f1_int8": 0.9, "test_f1_int8": 0.8}})
-    assert notes == ["no mamba fits (smallest need 30.0 KiB RAM / 146.5 KiB flash of 20 / 128 KiB)",
-                     "2 trained (1 to the end, 1 eliminated), 1 fitting candidates not reached within the budget",
+    assert notes == ["no mamba fits the 20 KiB / 128 KiB (smallest model alone, before any app RAM or TFLM code: "
+                     "arena 30.0 KiB / flatbuffer 146.5 KiB)",
+                     "3 trained (1 to the end, 2 eliminated), 1 fitting candidates not reached within the budget",
+                     "of the 2 trained candidates with x^3 or augmentation, 1 were eliminated at the first rung (epoch 4)",
                      "winner's validation F1 90.00 vs test F1 80.00"]
