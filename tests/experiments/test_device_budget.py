@@ -12,15 +12,18 @@ def _case(name, flash, tflm_part, arena, host_arena, diet_flash, step=False):
            "invoke_per": "200 ms step" if step else "window", "outputs_identical_share": 1.0, "n_compared": 16,
            "mcu": costs}
     variants = [{"variant": "default", "what": "the sketch", "flash_bytes": flash, "flash_tflm_bytes": tflm_part,
+                 "flash_model_bytes": 5000, "flash_app_bytes": 4000, "flash_libc_bytes": flash - tflm_part - 9000,
                  "static_ram_bytes": 2000, "arena_bytes": arena, "instructions_per_invoke": 200_000,
                  "outputs_identical_share": 1.0},
                 {"variant": "all_ops", "what": "every op", "flash_bytes": flash + 90_000,
                  "flash_tflm_bytes": tflm_part + 90_000, "static_ram_bytes": 4000},
                 {"variant": "diet", "what": "strip + int8", "flash_bytes": diet_flash,
-                 "flash_tflm_bytes": tflm_part - (flash - diet_flash), "static_ram_bytes": 1900, "arena_bytes": arena,
-                 "instructions_per_invoke": 199_000, "outputs_identical_share": 1.0}]
+                 "flash_tflm_bytes": tflm_part - (flash - diet_flash), "flash_model_bytes": 5000,
+                 "flash_app_bytes": 4000, "flash_libc_bytes": diet_flash - (tflm_part - (flash - diet_flash)) - 9000,
+                 "static_ram_bytes": 1900, "arena_bytes": arena, "instructions_per_invoke": 199_000,
+                 "outputs_identical_share": 1.0}]
     c = {"name": name, "what": name, "flatbuffer_bytes": 5000, "host_arena_bytes": host_arena, "device": dev,
-         "variants": variants, "test_f1_int8": None}
+         "variants": variants, "test_f1_int8": None, "n_features": 8, "n_classes": 59 if name == "uji-mlp" else 4}
     if step:
         c["arena"] = {"arena_bytes": arena, "arena_used_bytes_reported": arena - 3000,
                       "recorded": {"total": arena - 3000, "head": 900, "tail": arena - 3900, "nodes": 51,
@@ -36,9 +39,14 @@ def test_notes_state_the_targets_from_the_figures():
     n = db.notes(cases)
     assert "mamba-step: TFLM is 71 % of the default firmware's flash (100,000 of 140,000 B" in n[0]
     assert "M4 arena 10,800 B = 73 % of the host figure" in n[0]
-    assert n[1] == "mamba-step: 64 KiB flash target met: smallest variant `diet` 60,000 B (default 140,000 B)."
-    assert n[2].startswith("mamba-step: 8 KiB arena target NOT met: 10,800 B on the M4 (TFLM reports 7,800 B")
+    assert n[1] == ("mamba-step: 64 KiB flash target met: smallest variant `diet` 60,000 B (default 140,000 B): "
+                    "TFLM 20,000 + model 5,000 + app 4,000 + libc 31,000 B.")
+    assert n[2].startswith("mamba-step: 8 KiB arena target NOT met: 10,800 B on the M4 = persistent tail 6,900 B + "
+                           "planned head 900 B + 3,000 B needed only while planning (TFLM reports 7,800 B")
+    assert "would need 2,608 B less" in n[2]
     assert "uji-mlp: 64 KiB flash target NOT met: smallest variant `diet` 70,000 B" in n[4]
+    assert n[5] == ("uji-mlp: its app part (4,000 B) holds model_settings.h's arrays, among them the CRF transition "
+                    "matrix: 59 x 59 float32 = 13,924 B.")
 
 
 def test_markdown_tables():
