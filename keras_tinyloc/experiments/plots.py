@@ -4,6 +4,9 @@
   technique (colour = family, marker = technique) against the measured TFLM arena / flatbuffer bytes (log scale),
   with the 32 KiB and 64 KiB lines (and the class MCUs' flash limits on the flatbuffer plot), and the paper's
   points (hollow, at the paper's size = weights only: not an arena, so they sit where the paper put them).
+* ``f1_vs_device_ram_<dataset>.png`` / ``f1_vs_device_flash_<dataset>.png`` (only for datasets with rows measured on
+  the emulated Cortex-M4, e.g. ``sweep --target cortex-m4``): the same against the **device** figures — whole-firmware
+  RAM (arena + static data + stack) and flash (TFLM + model + app + libc) — with the class MCUs' RAM / flash limits.
 * ``mcu_fit.png``: per dataset (one panel), per MCU of the paper's Table 1 and per family, the test macro-F1 of the
   family's best model (selected by validation F1) that fits the MCU (:func:`keras_tinyloc.deploy.mcu.fit`: RAM, flash,
   and, for the TFLM families, a core that runs TFLM) — on the row's device figures (whole firmware, emulated Cortex-M4) when it has them,
@@ -29,9 +32,17 @@ TECHNIQUE_MARKERS = {"baseline": "o", "static_int8": "s", "dynamic": "^", "kd": 
                      "int8": "x"}
 
 
+# x axis of each scatter: what was measured, and where
+X_LABELS = {"arena_bytes": "TFLM arena bytes (host)", "flatbuffer_bytes": "flatbuffer / model bytes",
+            "device_ram_bytes": "whole-firmware RAM bytes (device: emulated Cortex-M4)",
+            "device_flash_bytes": "whole-firmware flash bytes (device: emulated Cortex-M4)"}
+X_SHORT = {"arena_bytes": "arena", "flatbuffer_bytes": "flatbuffer", "device_ram_bytes": "device_ram",
+           "device_flash_bytes": "device_flash"}
+
+
 def f1_size_points(rows: list[dict], dataset: str, x_field: str) -> list[dict]:
     """``[{"family", "technique", "config", "x", "f1"}]`` of the finished rows of ``dataset`` with ``x_field`` set."""
-    if x_field not in ("arena_bytes", "flatbuffer_bytes"):
+    if x_field not in X_LABELS:
         raise ValueError(f"x_field {x_field!r}")
     pts = []
     for r in rows:
@@ -100,14 +111,18 @@ def plot_f1_vs_size(rows: list[dict], paper: list[dict], dataset: str, x_field: 
         ax.scatter([], [], facecolors="none", edgecolors="black", label="paper (its size: weights only)")
     for kb, style in ((32, "--"), (64, "-.")):
         ax.axvline(kb * KIB, color="red", linestyle=style, linewidth=1, label=f"{kb} KiB")
-    if x_field == "flatbuffer_bytes":
-        for name in ("ADuCM3029", "RL78/G13"):
+    if x_field in ("flatbuffer_bytes", "device_flash_bytes"):
+        names = ("ADuCM3029", "RL78/G13") if x_field == "flatbuffer_bytes" else ("CC2650", "STM32L4")
+        for name in names:
             m = mcu.get_mcu(name)
             ax.axvline(m.flash_bytes, color="gray", linestyle=":", linewidth=1, label=f"{name} flash {m.flash_kb} KiB")
+    if x_field == "device_ram_bytes":
+        m = mcu.get_mcu("CC2650")
+        ax.axvline(m.ram_bytes, color="gray", linestyle=":", linewidth=1, label=f"{m.name} RAM {m.ram_kb} KiB")
     ax.set_xscale("log")
-    ax.set_xlabel("TFLM arena bytes (host)" if x_field == "arena_bytes" else "flatbuffer / model bytes")
+    ax.set_xlabel(X_LABELS[x_field])
     ax.set_ylabel("test macro-F1 (%)")
-    ax.set_title(f"{dataset}: macro-F1 vs {'arena' if x_field == 'arena_bytes' else 'flatbuffer'}")
+    ax.set_title(f"{dataset}: macro-F1 vs {X_SHORT[x_field].replace('_', ' ')}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     try:
@@ -164,9 +179,13 @@ def write_plots(rows: list[dict], out_dir: str | os.PathLike, paper_csv: str | o
     out_dir = Path(out_dir)
     files: dict[str, Path] = {}
     for ds in sorted({r["dataset"] for r in rows}):
-        for x_field, short in (("arena_bytes", "arena"), ("flatbuffer_bytes", "flatbuffer")):
-            name = f"f1_vs_{short}_{ds}"
-            files[name] = plot_f1_vs_size(rows, paper, ds, x_field, out_dir / f"{name}.png")
+        fields = ["arena_bytes", "flatbuffer_bytes"]
+        if any(r["dataset"] == ds and r.get("device_ram_bytes") is not None for r in rows):
+            fields += ["device_ram_bytes", "device_flash_bytes"]
+        for x_field in fields:
+            name = f"f1_vs_{X_SHORT[x_field]}_{ds}"
+            files[name] = plot_f1_vs_size(rows, paper if x_field in ("arena_bytes", "flatbuffer_bytes") else [], ds,
+                                          x_field, out_dir / f"{name}.png")
     if rows:
         files["mcu_fit"] = plot_mcu_fit(rows, out_dir / "mcu_fit.png")
     return files

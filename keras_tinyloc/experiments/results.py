@@ -8,7 +8,8 @@ are fractions (0..1) in rows and CSV, percentages in ``tables.md`` (the paper's 
 paper's row for the same family / class / technique in adjacent columns. A row fits a class when its memory need
 fits the class's MCU (:data:`keras_tinyloc.deploy.mcu.RAM_CLASSES`): the **device** figures when the row has them
 (``device_ram_bytes`` / ``device_flash_bytes``: the whole firmware's RAM and flash, measured on the emulated
-Cortex-M4 by :mod:`keras_tinyloc.deploy.m4`), else the **host** figures (TFLM arena from the 64-bit host, flatbuffer;
+Cortex-M4 by :mod:`keras_tinyloc.deploy.m4`, e.g. by ``sweep --target cortex-m4``; ``device_arena_bytes`` and
+``device_instructions`` per invoke are carried to results.csv), else the **host** figures (TFLM arena from the 64-bit host, flatbuffer;
 for the scikit-learn baselines their deployable model bytes) — a lower bound of the need (:func:`row_need`).
 
 The paper's figures come from ``paper_tables.csv``; :func:`load_paper_tables` drops rows that are copies of
@@ -34,10 +35,13 @@ ROW_FIELDS: tuple[str, ...] = (
     "val_f1", "val_acc", "test_f1", "test_acc",
     "params", "flatbuffer_bytes", "arena_bytes", "arena_source", "size_kb",
     "seconds", "status", "error", "teacher", "run_dir", "device_ram_bytes", "device_flash_bytes",
+    "device_arena_bytes", "device_instructions",
 )
 NUMERIC_FIELDS = ("hidden", "layers", "val_f1", "val_acc", "test_f1", "test_acc", "params",
-                  "flatbuffer_bytes", "arena_bytes", "size_kb", "seconds", "device_ram_bytes", "device_flash_bytes")
-INT_FIELDS = ("hidden", "layers", "params", "flatbuffer_bytes", "arena_bytes", "device_ram_bytes", "device_flash_bytes")
+                  "flatbuffer_bytes", "arena_bytes", "size_kb", "seconds", "device_ram_bytes", "device_flash_bytes",
+                  "device_arena_bytes", "device_instructions")
+INT_FIELDS = ("hidden", "layers", "params", "flatbuffer_bytes", "arena_bytes", "device_ram_bytes", "device_flash_bytes",
+              "device_arena_bytes", "device_instructions")
 TECHNIQUES: tuple[str, ...] = ("baseline", "static_int8", "dynamic", "kd", "kd_static_int8")
 # The order families appear in the tables: the paper's two, then the baselines.
 FAMILY_ORDER: tuple[str, ...] = ("mdcsa", "mamba", "mlp", "knn", "rf", "lr")

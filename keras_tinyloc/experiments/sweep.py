@@ -26,6 +26,15 @@ from scratch. A run that fails records ``status = failed`` and its one-line erro
 Ray workers need not share a filesystem: each task gets its dataset and its parent run as bytes and sends its run
 directory back, which the driver writes atomically.
 
+**Device figures.** ``--target cortex-m4`` measures every full-int8 model (``static_int8``, ``kd_static_int8``) on the
+emulated Cortex-M4F as well (:func:`keras_tinyloc.deploy.convert.add_device_figures`: minimal M4 arena, whole-firmware
+flash and RAM, exact instructions per invoke; ~10-40 s per model): the run's ``report.json`` gets the ``device``
+section and its row ``device_ram_bytes`` / ``device_flash_bytes`` / ``device_arena_bytes`` /
+``device_instructions``, which the tables and the MCU plot then fit on (``fit on`` = ``device``). The default,
+``host``, measures none (the sweep's own tests and quick runs do not pay for the emulator); the target is checked
+(TFLM kit, Arm toolchain, QEMU) before any run starts. Resuming a sweep with ``--target cortex-m4`` redoes the
+finished int8 runs that have no device figures (their conversion only; the trained runs are reused).
+
 Outputs (rewritten after every phase): ``DIR/results.csv``, ``DIR/tables.md`` (:mod:`keras_tinyloc.experiments.results`) and
 ``DIR/plots/*.png`` (:mod:`keras_tinyloc.experiments.plots`).
 """
@@ -51,6 +60,7 @@ from keras_tinyloc.experiments import baselines
 
 PROFILES = ("quick", "paper")
 BACKENDS = ("local", "ray")
+TARGETS = ("host", "cortex-m4")  # where the int8 models are measured: host TFLM only, or also the emulated M4
 FAMILIES = ("mdcsa", "mamba", "mlp")
 TECHNIQUES = ("baseline", "static_int8", "dynamic", "kd", "kd_static_int8")
 TECHNIQUE_ALIASES = {"static": "static_int8", "int8": "static_int8", "static-int8": "static_int8",
@@ -110,6 +120,8 @@ class SweepConfig:
         retry_failed: redo runs recorded as failed.  data_dir: raw data directory for the loaders.
         progress: show the tqdm progress bar.  plots: write ``plots/*.png`` at the end.
         recording_options: ``--rate-hz`` etc. for the datasets given as recordings paths (docs/recordings-format.md).
+        target: ``host`` (default) or ``cortex-m4``: also measure every full-int8 model on the emulated Cortex-M4F
+            (device figures in its row; see the module docstring).
     """
 
     profile: str
@@ -131,6 +143,7 @@ class SweepConfig:
     progress: bool = True
     plots: bool = True
     recording_options: dict = dataclasses.field(default_factory=dict)
+    target: str = "host"
 
     def validate(self, extra_datasets: Iterable[str] = ()) -> None:
         """Raise TinyLocError for a bad value (``extra_datasets``: in-memory datasets given by name)."""
@@ -149,6 +162,14 @@ class SweepConfig:
             raise TinyLocError(f"--epochs {self.epochs!r}: must be an integer >= 1")
         if self.address and self.backend != "ray":
             raise TinyLocError(f"--address {self.address}: only with --backend ray")
+        if self.target not in TARGETS:
+            raise TinyLocError(f"--target {self.target!r}: choose from {', '.join(TARGETS)}")
+        if self.target == "cortex-m4":
+            from keras_tinyloc.deploy import m4
+
+            missing = m4.tools_missing_reason()
+            if missing:
+                raise TinyLocError(f"--target cortex-m4: {missing}")
         check_seed(self.seed)
         for d in self.datasets or ():
             if d not in known and not is_recordings_path(d):
@@ -194,7 +215,7 @@ class SweepConfig:
 
     def train_options(self) -> dict[str, Any]:
         return {"epochs": self.epochs or self.spec.epochs, "patience": self.spec.patience, "seed": self.seed,
-                "data_dir": self.data_dir}
+                "data_dir": self.data_dir, "target": self.target}
 
     def dataset_options(self, name: str) -> dict:
         from keras_tinyloc.data.registry import is_recordings_path
@@ -279,15 +300,26 @@ def plan(cfg: SweepConfig) -> list[Task]:
     return sorted(tasks, key=lambda t: t.phase)
 
 
-def is_done(out: Path, task: Task, retry_failed: bool = False) -> bool:
+def lacks_device(task: Task, target: str, data: dict | None) -> bool:
+    """True when ``target`` is ``cortex-m4``, ``task`` converts to full int8 and its finished result ``data`` holds no
+    device figures (measured by an earlier ``--target host`` invocation): such a run is redone, not reused."""
+    if target != "cortex-m4" or QUANT.get(task.technique) != "int8" or not data or data.get("status") != "ok":
+        return False
+    return any(r.get("device_ram_bytes") is None for r in data.get("rows", []))
+
+
+def is_done(out: Path, task: Task, retry_failed: bool = False, target: str = "host") -> bool:
     result = out / task.rel / "result.json"
     if not result.is_file():
         return False
-    if retry_failed:
+    if retry_failed or target != "host":
         try:
-            return json.loads(result.read_text()).get("status") == "ok"
+            data = json.loads(result.read_text())
         except (OSError, ValueError):
             return False
+        if lacks_device(task, target, data):
+            return False
+        return data.get("status") == "ok" if retry_failed else True
     return True
 
 
@@ -329,8 +361,11 @@ def choose_teacher(out: Path, dataset: str, family: str) -> tuple[Path, dict] | 
 # ---------------------------------------------------------------------------------------------- one run
 def nn_row(task: Task, val: dict, test: dict, params: int, report: dict | None, seconds: float,
            teacher: str | None = None) -> dict:
+    """One result row (:data:`keras_tinyloc.experiments.results.ROW_FIELDS`); the ``device_*`` figures come from the
+    report's ``device`` section (whole firmware on the emulated Cortex-M4), None without one."""
     from keras_tinyloc.experiments.results import paper_size_kb
 
+    dev = (report or {}).get("device") or {}
     return {"dataset": task.dataset, "family": task.family, "config": task.config, "hidden": task.hidden,
             "layers": task.layers, "technique": task.technique, "features": None,
             "val_f1": val["f1"], "val_acc": val["acc"], "test_f1": test["f1"], "test_acc": test["acc"],
@@ -339,12 +374,18 @@ def nn_row(task: Task, val: dict, test: dict, params: int, report: dict | None, 
             "arena_source": (("tflm-host" if report.get("arena_bytes") else "not deployable in TFLM")
                              if report else None),
             "size_kb": paper_size_kb(int(params), task.technique), "seconds": round(seconds, 2),
-            "status": "ok", "teacher": teacher}
+            "status": "ok", "teacher": teacher,
+            "device_ram_bytes": dev.get("ram_bytes"), "device_flash_bytes": dev.get("flash_bytes"),
+            "device_arena_bytes": dev.get("arena_bytes"), "device_instructions": dev.get("instructions_per_invoke")}
 
 
-def convert_and_evaluate(run_dir: Path, quant: str, ds, out: Path) -> tuple[dict, dict, dict, int]:
+def convert_and_evaluate(run_dir: Path, quant: str, ds, out: Path, target: str = "host"
+                         ) -> tuple[dict, dict, dict, int]:
     """Convert a run's emitter with :func:`keras_tinyloc.deploy.convert.convert_model`; evaluate the converted model on
-    the validation split too (same interpreter as convert uses on test). Writes ``out/{model.tflite,report.json}``.
+    the validation split too (same interpreter as convert uses on test). ``target="cortex-m4"`` (int8 only) also
+    measures the flatbuffer on the emulated Cortex-M4F (:func:`keras_tinyloc.deploy.convert.add_device_figures`, its
+    output compared with the host TFLM on the first test windows): the report's ``device`` section. Writes
+    ``out/{model.tflite,report.json}``.
 
     Returns ``(val metrics, test metrics, report, params)``.
     """
@@ -368,6 +409,12 @@ def convert_and_evaluate(run_dir: Path, quant: str, ds, out: Path) -> tuple[dict
         em, _ = tflm.run_tflm(buf, x_val, rep["arena_bytes"])
     val, _ = convert.decode_metrics(np.asarray(em, np.float32), ds.y_val, crf)
     rep.update({f"val_f1_{quant}": val["f1"], f"val_acc_{quant}": val["acc"]})
+    rep["target"] = "cortex-m4" if target == "cortex-m4" and quant == "int8" else "host"
+    if rep["target"] == "cortex-m4":
+        i = rep["input"]
+        settings = convert._device_settings(rep, ds, crf, 256, f"{config.get('model')}")
+        convert.add_device_figures(rep, buf, settings, quantize(ds.x_test.astype(np.float32), i["scale"],
+                                                                i["zero_point"]))
     out.mkdir(parents=True, exist_ok=True)
     paths.atomic_write_bytes(out / "model.tflite", buf)
     paths.atomic_write_json(out / "report.json", rep)
@@ -402,7 +449,8 @@ def _run_convert(task: Task, tmp: Path, ds, options: dict) -> list[dict]:
         raise TinyLocError(f"{parent}: the {PARENT[task.technique]} run this one starts from is missing or failed")
     t0 = time.perf_counter()
     quant = QUANT[task.technique]
-    val, test, rep, params = convert_and_evaluate(parent, quant, ds, tmp / f"tflite-{quant}")
+    val, test, rep, params = convert_and_evaluate(parent, quant, ds, tmp / f"tflite-{quant}",
+                                                  target=options.get("target", "host"))
     teacher = None
     if task.technique == "kd_static_int8":
         teacher = json.loads((parent.parent / "result.json").read_text())["rows"][0].get("teacher") \
@@ -454,7 +502,8 @@ def execute_task(task: Task, final: str | os.PathLike, dataset, options: dict) -
             data = json.loads(result.read_text())
         except (OSError, ValueError):
             data = None
-        if data is not None and (data.get("status") == "ok" or not options.get("retry_failed")):
+        if (data is not None and (data.get("status") == "ok" or not options.get("retry_failed"))
+                and not lacks_device(task, options.get("target", "host"), data)):
             return data["rows"]
     clean_interrupted(final)
     t0 = time.perf_counter()
@@ -732,7 +781,7 @@ def _run_sweep(cfg: SweepConfig, datasets: dict | None, log: Callable[[str], Non
     tasks = plan(cfg)
     out.mkdir(parents=True, exist_ok=True)
     record_invocation(out, cfg)
-    done = [t for t in tasks if is_done(out, t, cfg.retry_failed)]
+    done = [t for t in tasks if is_done(out, t, cfg.retry_failed, cfg.target)]
     todo = [t for t in tasks if t not in set(done)]
     summary = {"total": len(tasks), "skipped": len(done), "ran": 0, "failed": 0, "out": str(out)}
     if todo:
@@ -836,6 +885,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="no plots/*.png")
+    p.add_argument("--target", choices=TARGETS, default="host",
+                   help="host (default) = int8 models measured in the host TFLM only; cortex-m4 = also on an "
+                        "emulated Cortex-M4F (QEMU, TFLM from the kit: M4 arena, whole-firmware flash and RAM, "
+                        "instructions per invoke; ~10-40 s per int8 model), used by the tables and plots")
     return p
 
 
@@ -848,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
                       hidden=_tuple(a.hidden), layers=_tuple(a.layers), techniques=_tuple(a.techniques),
                       epochs=a.epochs, seed=a.seed, jobs=a.jobs, threads=a.threads, backend=a.backend,
                       address=a.address, classic=a.classic, retry_failed=a.retry_failed, data_dir=a.data_dir,
-                      progress=a.progress, plots=a.plots, recording_options=dataset_options(a))
+                      progress=a.progress, plots=a.plots, recording_options=dataset_options(a), target=a.target)
     summary = run_sweep(cfg)
     print(json.dumps(summary))
     return 0

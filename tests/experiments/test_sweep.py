@@ -1,4 +1,5 @@
 """sweep.py: the plan, resumability, failures, bad input, and the process-pool and Ray paths (fast, sklearn runs)."""
+import dataclasses
 import json
 import os
 import sys
@@ -307,3 +308,62 @@ def test_a_recordings_path_is_a_sweep_dataset_and_its_runs_stay_inside(tmp_path)
                       recording_options={"rate_hz": 10.0}).validate()
     ns = S.build_parser().parse_args(["--profile", "quick", "--out", "o", "--datasets", str(f), "--hop-s", "1"])
     assert (ns.hop_s, ns.datasets) == (1.0, [str(f)])
+
+
+def test_target_is_checked_before_any_run(tmp_path, monkeypatch):
+    with pytest.raises(TinyLocError, match=r"^--target 'stm32': choose from host, cortex-m4$"):
+        S.run_sweep(classic_cfg(tmp_path / "a", target="stm32"), datasets=datasets())
+    monkeypatch.setenv("TFLM_DIR", str(tmp_path / "nokit"))
+    with pytest.raises(TinyLocError, match=r"^--target cortex-m4: \$TFLM_DIR=.*nokit: not a TFLM kit"):
+        S.run_sweep(classic_cfg(tmp_path / "b", target="cortex-m4"), datasets=datasets())
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def _require_m4():
+    from keras_tinyloc.deploy import m4, tflm_kit
+
+    if tflm_kit.kit_missing_reason():
+        pytest.skip(tflm_kit.kit_missing_reason())
+    reason = m4.tools_missing_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.mark.slow
+def test_target_cortex_m4_puts_device_figures_in_rows_tables_and_plots(tmp_path):
+    """A tiny sweep first measured on the host, then resumed with --target cortex-m4: only the int8 conversion is
+    redone; its row carries the report's device figures, the tables fit it on them (CC2650: 20 KiB RAM, 128 KiB
+    flash) and the device plots exist; the float row stays on host figures."""
+    from keras_tinyloc.experiments import results
+
+    _require_m4()
+    out = tmp_path / "dev"
+    ds = {"synth": synth_dataset(T=4, F=5, C=3, n=60)}
+    cfg = S.SweepConfig(profile="quick", out=str(out), datasets=("synth",), models=("mlp",), hidden=(4,), layers=(1,),
+                        techniques=("baseline", "static_int8"), epochs=2, classic=False, progress=False, plots=True)
+    first = S.run_sweep(cfg, datasets=ds)
+    assert (first["ran"], first["failed"]) == (2, 0)
+    assert results.read_results_csv(out / "results.csv")[1]["device_ram_bytes"] is None
+    dev_cfg = dataclasses.replace(cfg, target="cortex-m4")
+    second = S.run_sweep(dev_cfg, datasets=ds)
+    assert (second["ran"], second["skipped"], second["failed"]) == (1, 1, 0)
+    rows = {r["technique"]: r for r in results.read_results_csv(out / "results.csv")}
+    rep = json.loads((out / "runs/synth/mlp-H4L1/static_int8/tflite-int8/report.json").read_text())
+    dev, row = rep["device"], rows["static_int8"]
+    assert rep["target"] == "cortex-m4" and dev["outputs_identical_share"] == 1.0
+    assert row["device_ram_bytes"] == dev["ram_bytes"] == sum(dev["ram_split"].values())
+    assert row["device_flash_bytes"] == dev["flash_bytes"] == sum(dev[f"flash_{p}_bytes"]
+                                                                  for p in ("tflm", "model", "app", "libc"))
+    assert row["device_arena_bytes"] == dev["arena_bytes"] < row["arena_bytes"]  # 32-bit: below the host's
+    assert row["device_instructions"] == dev["instructions_per_invoke"] > 0
+    assert results.row_need(row) == (dev["ram_bytes"], dev["flash_bytes"], "device")
+    assert rows["baseline"]["device_ram_bytes"] is None and results.row_need(rows["baseline"])[2] == "host"
+    fits_cc2650 = dev["ram_bytes"] <= 20 * 1024 and dev["flash_bytes"] <= 128 * 1024
+    assert results.fits_class(row, "20 KB") == fits_cc2650
+    tables = (out / "tables.md").read_text()
+    assert f"| {dev['ram_bytes'] / 1024:.1f} | {dev['flash_bytes'] / 1024:.1f} | device |" in tables
+    assert (out / "plots/f1_vs_device_ram_synth.png").is_file() and (out / "plots/f1_vs_device_flash_synth.png").is_file()
+    third = S.run_sweep(dev_cfg, datasets=ds)
+    assert (third["ran"], third["skipped"]) == (0, 2)
