@@ -3,7 +3,8 @@
 * :func:`write_model_data` turns a ``.tflite`` flatbuffer into a 16-byte aligned ``const unsigned char`` array
   (TFLM reads the flatbuffer in place, so the alignment matters) plus its length.
 * :func:`write_model_settings` writes ``model_settings.h``: ``constexpr`` values for T, F, C, the class and AP
-  names, the min-max scaling, the int8 quantization parameters, the CRF scores, the tensor-arena size (measured
+  names, the min-max scaling, the int8 quantization parameters, the CRF scores (with T = 1, ``kSettings`` leaves the
+  C×C transitions out: the core's decode never reads them then), the tensor-arena size (measured
   minimum + a stated margin), a template ``AddModelOps(resolver)`` that adds exactly the model's ops to a
   ``tflite::MicroMutableOpResolver<kNumOps>``, and ``kSettings``, a ``tinyloc::Settings`` for
   ``tflm_app/core/tinyloc_core.h``.
@@ -309,6 +310,24 @@ def resolver_calls(ops: list[str]) -> list[str]:
     return out
 
 
+def builtin_op_codes(op_names: list[str]) -> list[int]:
+    """TFLite builtin operator codes (``tflite::BuiltinOperator``) of op names: ``["FULLY_CONNECTED"]`` -> ``[9]``.
+
+    From the schema the ``tflite_micro`` wheel generates from TFLite's ``schema.fbs`` (codes are append-only, so they
+    agree with every TFLM tree); written as ``kOpCodes`` so the sketch checks a model's ops by number, without
+    linking TFLM's table of ~200 op names (3.6 KiB of flash on a Cortex-M).
+    """
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    out = []
+    for op in op_names:
+        code = getattr(schema.BuiltinOperator, str(op).upper(), None)
+        if not isinstance(code, int):
+            raise TinyLocError(f"op {op!r}: not a TFLite builtin operator")
+        out.append(code)
+    return out
+
+
 def c_string(text: str) -> str:
     """A C string literal for ``text`` (UTF-8, escaped)."""
     out = []
@@ -387,6 +406,13 @@ def model_settings_source(settings: DeviceSettings) -> str:
             op_names.append(str(op).upper())
     trans = [c_float(v) for row in s.transitions for v in row]
     add_ops = add_ops_body(op_names)
+    op_codes = [f"{c} /* {n} */" for c, n in zip(builtin_op_codes(op_names), op_names)]
+    # T = 1: tinyloc::Decode reads start + emissions + end only (argmax), so kSettings points at no transition table and
+    # the windowed sketch's firmware carries none (59 classes: 13.9 KB of flash); kTransitions stays for the streaming
+    # sketch's OnlineViterbi, which names it directly (an unreferenced constexpr array takes no flash).
+    settings_transitions = "nullptr" if int(s.window) == 1 else "kTransitions"
+    trans_note = ("\n// Not in kSettings: with kWindow = 1 no step follows another in a window (the streaming sketch's decoder "
+                  "uses it).") if int(s.window) == 1 else ""
     feature_index = "" if s.feature_index is None else (
         "\n// Access-point selection: model input i reads raw AP kFeatureIndex[i] (0-based column of the raw scan).\n"
         f"constexpr int kFeatureIndex[kNumFeatures] = {_array(str(int(v)) for v in s.feature_index)};\n"
@@ -426,7 +452,7 @@ constexpr int kInputZeroPoint = {int(s.input_zero_point)};
 constexpr float kOutputScale = {c_float(s.output_scale)};
 constexpr int kOutputZeroPoint = {int(s.output_zero_point)};
 
-// CRF scores: kTransitions[i * kNumClasses + j] = score of class i followed by class j.
+// CRF scores: kTransitions[i * kNumClasses + j] = score of class i followed by class j.{trans_note}
 constexpr float kTransitions[kNumClasses * kNumClasses] = {_array(trans)};
 constexpr float kStart[kNumClasses] = {_array(c_float(v) for v in s.start)};
 constexpr float kEnd[kNumClasses] = {_array(c_float(v) for v in s.end)};
@@ -439,6 +465,8 @@ constexpr const char* kFeatureNames[kNumFeatures] = {_array((c_string(n) for n i
 // The model's ops, exactly: declare tflite::MicroMutableOpResolver<kNumOps> and call AddModelOps on it.
 constexpr int kNumOps = {len(methods)};
 constexpr const char* kOpNames[kNumOps] = {_array((c_string(n) for n in op_names), 4)};
+// The same ops as TFLite builtin operator codes (tflite::BuiltinOperator): the sketch's boot check compares these.
+constexpr int kOpCodes[kNumOps] = {_array(op_codes, 4)};
 
 // Adds exactly the model's ops; returns how many were added (== kNumOps on success). With TINYLOC_INT8_KERNELS
 // defined (TFLM's micro_mutable_op_resolver.h included before this header), ops that TFLM has an int8-only kernel
@@ -455,7 +483,7 @@ constexpr tinyloc::Settings kSettings = {{
     kWindow, kNumFeatures, kNumClasses, kHop, kStepMs, kFfillSteps, kFillDbm,
     kScaleLow, kScaleHigh,
     kInputScale, kInputZeroPoint, kOutputScale, kOutputZeroPoint,
-    kTransitions, kStart, kEnd, kClassNames, kNumOps}};
+    {settings_transitions}, kStart, kEnd, kClassNames, kNumOps}};
 
 }}  // namespace model_settings
 

@@ -5,7 +5,9 @@ Everything here is built with ``g++ -fsanitize=address,undefined -fsanitize=floa
 cast to int or a division by zero aborts the program and fails the test.
 
 * ``fuzz_core.cpp`` drives every public entry point of tinyloc_core, tinyloc_online and tinyloc_app with extreme
-  settings, NaN/inf, time jumps and random bytes, and checks bounded work exactly (model invocations per reading).
+  settings, NaN/inf, time jumps and random bytes, and checks bounded work exactly (model invocations per reading);
+  it also checks ``FormatLine`` byte for byte against the host's ``snprintf`` and that null transitions are valid
+  exactly when T = 1.
 * The twins, on hypothesis-generated inputs, against the C++ (``twin_check.cpp``, ``serial_double.cpp``):
   ``device.check_settings`` vs ``CheckSettings``, ``device.parse_line`` vs ``ParseLine``, and the whole serial
   protocol (random bytes, far-future times, resets) vs a Python statement of ``App`` built from the twins.
@@ -78,6 +80,7 @@ def test_fuzz_core_no_sanitizer_report_bounded_work(build, seed):
     # the run really covered both verdicts, far-future segments and the protocol
     assert int(ok["settings_ok"]) > 500 and int(ok["settings_bad"]) > 500, out
     assert int(ok["segments"]) > 1000 and int(ok["windows"]) > 1000 and int(ok["bytes"]) > 10**6, out
+    assert int(ok["formats"]) == 2000, out  # FormatLine compared with snprintf once per round
     slowest_us = float(re.search(r"MAXCALL_US (\S+)", out).group(1))
     assert slowest_us < 1e6, out  # every call returns well within a second (a time jump used to run the model 1e6x)
 

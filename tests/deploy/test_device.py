@@ -94,6 +94,29 @@ def test_short_window_zero_transitions_ties(tmp_path):
     np.testing.assert_array_equal(ref, np.argmax(cases, axis=2))
 
 
+def test_window_of_one_has_no_transition_table(tmp_path):
+    """T = 1 (the UJI MLP): model_settings.h gives the core no C x C table (kSettings holds nullptr; the streaming
+    sketch still finds kTransitions), and the harness decodes every case to argmax(start + e + end) computed here in
+    float64, as crf.viterbi_numpy and the Python twin do with the (non-zero) transitions."""
+    rng = np.random.default_rng(4)
+    st = hd.make_settings(rng, window=1, n_features=3, n_classes=5, hop=1)
+    assert np.any(np.asarray(st.transitions) != 0)
+    t, ap, rssi = hd.make_readings(rng, st.n_features, n=200, t0=0)
+    cases = rng.integers(-128, 128, (300, 1, st.n_classes)).astype(np.int8)
+    cases[:20] = cases[:20, :, :1]  # ties: the lowest index
+    out = run_harness(tmp_path, st, t, ap, rssi, cases=cases)
+    header = (tmp_path / "model_settings.h").read_text()
+    assert "    nullptr, kStart, kEnd, kClassNames, kNumOps};" in header
+    assert "constexpr float kTransitions[kNumClasses * kNumClasses] = {" in header
+    em = (cases[:, 0].astype(np.float32) - np.float32(st.output_zero_point)) * np.float32(st.output_scale)
+    want = np.argmax(np.float64(st.start) + em.astype(np.float64) + np.float64(st.end), axis=1)
+    np.testing.assert_array_equal(np.array(out["labels"])[:, 0], want)
+    np.testing.assert_array_equal(hd.viterbi_reference(st, cases)[:, 0], want)
+    np.testing.assert_array_equal(device.decode(st, cases)[:, 0], want)
+    want_windows, _ = hd.python_windows(st, t, ap, rssi)
+    np.testing.assert_array_equal(out["windows"], want_windows)
+
+
 def test_parse_line_twin_matches_cpp(tmp_path):
     lines = ["1000,2,-60", " 1000 , 2 , -60 \r\n", "5,0,0\n", "+7,1,-1", "1000,2", "a,b,c", "1,2,3,4", "",
              "1,2,-60x", "1,,3", "12345678901234567890,1,1", "1,2000000,1", "-5,-1,-128", "1.5,2,3"]

@@ -69,6 +69,25 @@ def test_every_resolver_method_exists_in_the_kits_tflm():
     assert "AddGelu" not in declared and set(export_c.NO_TFLM_KERNEL) == {"GELU"}
 
 
+def test_op_codes_are_the_kits_builtin_operator_values():
+    """kOpCodes (the sketch's boot check compares them with the flatbuffer's op codes) = the kit's
+    tflite::BuiltinOperator enum, for every op the resolver table knows; an unknown name is refused."""
+    import re
+
+    from keras_tinyloc.deploy import tflm_kit
+
+    kit = tflm_kit.find_kit()
+    if kit is None:
+        pytest.skip(tflm_kit.kit_missing_reason())
+    schema = (kit / "tensorflow/lite/schema/schema_generated.h").read_text()
+    enum = {k: int(v) for k, v in re.findall(r"^\s+BuiltinOperator_(\w+) = (-?\d+),?$", schema, re.M)}
+    names = sorted(export_c.RESOLVER_METHODS)
+    assert export_c.builtin_op_codes(names) == [enum[n] for n in names]
+    assert export_c.builtin_op_codes(["fully_connected", "MUL"]) == [9, 18]
+    with pytest.raises(TinyLocError, match="'FANCY_OP': not a TFLite builtin operator"):
+        export_c.builtin_op_codes(["FANCY_OP"])
+
+
 @pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None and os.environ.get("CI", "").lower() not in
                     ("1", "true", "yes"), reason="no arm-none-eabi-g++")
 @needs_gxx
@@ -148,6 +167,7 @@ int main() {
   for (int i = 0; i < kNumClasses; ++i) printf("class %s\n", kClassNames[i]);
   printf("name %s\nfeat %s\n", kModelName, kFeatureNames[0]);
   printf("check %d %d\n", tinyloc::CheckSettings(kSettings), kSettings.n_ops);
+  printf("codes"); for (int i = 0; i < kNumOps; ++i) printf(" %s=%d", kOpNames[i], kOpCodes[i]); printf("\n");
   return 0;
 }
 '''
@@ -166,6 +186,7 @@ int main() {
     assert out[9:12] == [f"class {n}" for n in s.class_names]
     assert out[12:14] == ['name house "a" ?', "feat ap\\0"]
     assert out[14] == "check 0 3"
+    assert out[15] == "codes FULLY_CONNECTED=9 RESHAPE=22 LOGISTIC=14"  # tensorflow/lite/schema/schema.fbs
 
 
 def test_device_settings_json_round_trip_and_errors(tmp_path):

@@ -311,6 +311,23 @@ def test_arduino_sketch_setup_errors_with_real_tflm(real_model, host_lib, tmp_pa
     assert lines[0].endswith((")", "list", "convert dir)")), lines[0]  # the whole message fits the line buffer
 
 
+def test_without_op_names_the_unknown_op_is_named_by_its_code(real_model, host_lib, tmp_path):
+    """stm32/main.cc built with -DTINYLOC_NO_OP_NAMES (no TFLM op-name table in flash): the same E7 check, the op
+    named by its builtin code (MUL = 18 in tensorflow/lite/schema/schema.fbs)."""
+    import dataclasses
+
+    from keras_tinyloc.deploy import firmware
+
+    buf, st, _ = real_model
+    assert "MUL" in st.ops
+    sk = _sketch_for(tmp_path, buf, st)
+    (sk / "model_settings.h").write_text(export_c.model_settings_source(
+        dataclasses.replace(st, ops=[o for o in st.ops if o != "MUL"])))
+    fw = firmware.build("stm32", sk, host_lib, tmp_path / "build", app_defs=("-DTINYLOC_NO_OP_NAMES",))
+    assert _first_lines(fw.path) == [
+        "error 0 E7 model_ops_mismatch the model uses builtin op 18, which model_settings.h does not list"]
+
+
 def _stm32_elf(sk: Path, lib, tmp_path: Path) -> Path:
     """The sketch's own stm32/Makefile, with the cached TFLM library and the QEMU board files (no CubeMX here)."""
     board = ROOT / "tflm_app/boards/mps2_an386"

@@ -3,6 +3,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 namespace tinyloc {
@@ -76,7 +77,8 @@ Status CheckSettings(const Settings& s) {
       s.n_classes < 1 || s.n_classes > 255 || s.hop < 1 || s.step_ms < 1 || s.ffill_steps < 0 || s.n_ops < 1) {
     return kErrSettings;
   }
-  if (!s.scale_low || !s.scale_high || !s.transitions || !s.start || !s.end || !s.class_names) return kErrSettings;
+  if (!s.scale_low || !s.scale_high || !s.start || !s.end || !s.class_names) return kErrSettings;
+  if (!s.transitions && s.window != 1) return kErrSettings;  // T = 1: Decode reads no transition
   if (!Within(s.fill_dbm, kMaxAbsDbm)) return kErrSettings;
   for (int a = 0; a < s.n_features; ++a) {
     const float low = s.scale_low[a], high = s.scale_high[a];
@@ -88,7 +90,7 @@ Status CheckSettings(const Settings& s) {
   if (!(s.output_scale > 0.0f && s.output_scale <= kMaxScale)) return kErrSettings;
   if (s.input_zero_point < -128 || s.input_zero_point > 127) return kErrSettings;
   if (s.output_zero_point < -128 || s.output_zero_point > 127) return kErrSettings;
-  if (!AllWithin(s.transitions, s.n_classes * s.n_classes, kMaxAbsScore) ||
+  if ((s.transitions && !AllWithin(s.transitions, s.n_classes * s.n_classes, kMaxAbsScore)) ||
       !AllWithin(s.start, s.n_classes, kMaxAbsScore) || !AllWithin(s.end, s.n_classes, kMaxAbsScore)) {
     return kErrSettings;
   }
@@ -317,6 +319,71 @@ bool ParseInt(const char** p, int64_t* out) {
   return true;
 }
 }  // namespace
+
+namespace {
+// Appends to a bounded buffer; keeps it NUL-terminated, drops what does not fit.
+struct Out {
+  char* buf;
+  size_t size;
+  size_t n;
+  void Put(char c) {
+    if (n + 1 < size) buf[n++] = c;
+  }
+  void Str(const char* s) {
+    if (!s) s = "(null)";
+    while (*s) Put(*s++);
+  }
+  void Unsigned(unsigned long v) {
+    char tmp[24];
+    int k = 0;
+    do {
+      tmp[k++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v);
+    while (k) Put(tmp[--k]);
+  }
+  void Signed(long v) {
+    if (v < 0) {
+      Put('-');
+      Unsigned(0ul - static_cast<unsigned long>(v));  // exact for LONG_MIN too
+    } else {
+      Unsigned(static_cast<unsigned long>(v));
+    }
+  }
+};
+}  // namespace
+
+size_t FormatLine(char* buf, size_t size, const char* fmt, ...) {
+  if (!buf || size == 0) return 0;
+  Out o = {buf, size, 0};
+  va_list ap;
+  va_start(ap, fmt);
+  for (const char* p = fmt ? fmt : ""; *p; ++p) {
+    if (*p != '%') {
+      o.Put(*p);
+      continue;
+    }
+    const char* start = p;
+    const bool is_long = p[1] == 'l';
+    const char conv = is_long ? p[2] : p[1];
+    if (conv == 'd' || conv == 'i') {
+      o.Signed(is_long ? va_arg(ap, long) : static_cast<long>(va_arg(ap, int)));
+    } else if (conv == 'u') {
+      o.Unsigned(is_long ? va_arg(ap, unsigned long) : static_cast<unsigned long>(va_arg(ap, unsigned)));
+    } else if (conv == 's' && !is_long) {
+      o.Str(va_arg(ap, const char*));
+    } else if (conv == '%' && !is_long) {
+      o.Put('%');
+    } else {  // not a conversion this formatter knows: copy the '%' and go on after it
+      o.Put(*start);
+      continue;
+    }
+    p += is_long ? 2 : 1;
+  }
+  va_end(ap);
+  buf[o.n] = '\0';
+  return o.n;
+}
 
 Status ParseLine(const char* line, int64_t* time_ms, int* ap_index, int* rssi_dbm) {
   if (!line) return kErrParse;

@@ -83,7 +83,8 @@ struct Settings {
   int input_zero_point;
   float output_scale;
   int output_zero_point;
-  const float* transitions;  // [C*C], i -> j at [i*C + j]
+  const float* transitions;  // [C*C], i -> j at [i*C + j]; may be null when window == 1 (Decode never reads it:
+                             // the label is argmax(start + e + end)), so a T = 1 firmware carries no C*C table
   const float* start;        // [C]
   const float* end;          // [C]
   const char* const* class_names;  // [C]
@@ -107,7 +108,7 @@ struct ModelInfo {
 
 // The one validation of settings (Stream::Init, Decode, App::Init and CheckModel call it): kOk or kErrSettings.
 // Rejected: T outside 1..kMaxWindow, F outside 1..kMaxFeatures, C outside 1..255, hop < 1, step_ms < 1,
-// ffill_steps < 0, n_ops < 1, a null array; fill_dbm / scale_low / scale_high not finite or beyond kMaxAbsDbm;
+// ffill_steps < 0, n_ops < 1, a null array (transitions may be null when T = 1); fill_dbm / scale_low / scale_high not finite or beyond kMaxAbsDbm;
 // a feature with 0 < high - low whose 1 / (high - low) is not finite (float32); input_scale / output_scale not in
 // (0, kMaxScale]; zero points outside -128..127; a CRF score not finite or beyond kMaxAbsScore.
 Status CheckSettings(const Settings& s);
@@ -179,6 +180,16 @@ class Stream {
   int64_t last_window_end_;
   int64_t segments_;
 };
+
+// snprintf for the sketches' protocol lines without stdio (newlib's printf family is 5-8 KiB of flash on a Cortex-M;
+// this is a few hundred bytes). Conversions: %d %i (int), %ld %li (long), %u (unsigned), %lu (unsigned long), %s
+// (a null pointer prints "(null)"), %%; no flags, width, precision or floating point. Any other '%' sequence is
+// copied as it stands. Writes at most size - 1 characters and a NUL (nothing when size is 0); returns the number of
+// characters written (not, as snprintf, the number that would have been).
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+size_t FormatLine(char* buf, size_t size, const char* fmt, ...);
 
 // Parses one protocol line "<time_ms>,<ap_index>,<rssi_dbm>" (decimal integers, optional spaces, optional
 // trailing CR/LF). kOk or kErrParse; range checks are AddReading's.

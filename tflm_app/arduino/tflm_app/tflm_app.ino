@@ -18,8 +18,9 @@
 #include <TensorFlowLite.h>
 #endif
 
-#include <stdio.h>
 #include <string.h>
+
+#include <new>
 
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
@@ -45,6 +46,7 @@ alignas(8) static unsigned char g_app_work[tinyloc::AppWorkspaceBytesFor(
 
 // Exactly the model's ops (model_settings::AddModelOps adds kNumOps of them).
 static tflite::MicroMutableOpResolver<model_settings::kNumOps> g_resolver;
+alignas(tflite::MicroInterpreter) static unsigned char g_interpreter_storage[sizeof(tflite::MicroInterpreter)];
 static tflite::MicroInterpreter* g_interpreter = nullptr;
 static tinyloc::App g_app;
 static bool g_ready = false;
@@ -62,29 +64,41 @@ static bool RunModel(void*, const int8_t* input, int8_t* output) {
 }
 
 static void SetupError(int code, const char* what) {
-  snprintf(g_setup_error, sizeof(g_setup_error), "error 0 E%d %s %s", code, tinyloc::StatusName(code), what);
+  tinyloc::FormatLine(g_setup_error, sizeof(g_setup_error), "error 0 E%d %s %s", code, tinyloc::StatusName(code),
+                      what);
   Serial.println(g_setup_error);
 }
 
 // Distinct builtin ops of the model (an op may appear in operator_codes once per version); *unknown = the first
-// one that model_settings::kOpNames does not list (nullptr if none).
-static int ModelOps(const tflite::Model* model, const char** unknown) {
+// one that model_settings::kOpCodes does not list (-1 if none). By number: naming every op would link TFLM's table of
+// op names (3.6 KiB of flash); only the error message names the op (see UnknownOpText).
+static int ModelOps(const tflite::Model* model, int* unknown) {
   const auto* codes = model->operator_codes();
   const int n = codes ? static_cast<int>(codes->size()) : 0;
   int distinct = 0;
-  *unknown = nullptr;
+  *unknown = -1;
   for (int i = 0; i < n; ++i) {
     const tflite::BuiltinOperator op = tflite::GetBuiltinCode(codes->Get(i));
     bool seen = false;
     for (int j = 0; j < i && !seen; ++j) seen = tflite::GetBuiltinCode(codes->Get(j)) == op;
     if (seen) continue;
     ++distinct;
-    const char* name = tflite::EnumNameBuiltinOperator(op);
     bool listed = false;
-    for (int k = 0; k < model_settings::kNumOps && !listed; ++k) listed = strcmp(name, model_settings::kOpNames[k]) == 0;
-    if (!listed && !*unknown) *unknown = name;
+    for (int k = 0; k < model_settings::kNumOps && !listed; ++k) listed = op == model_settings::kOpCodes[k];
+    if (!listed && *unknown < 0) *unknown = op;
   }
   return distinct;
+}
+
+// "the model uses MUL, which model_settings.h does not list". With TINYLOC_NO_OP_NAMES defined the op is named by its
+// builtin code ("... uses builtin op 18, ...", see tensorflow/lite/schema/schema_generated.h): 3.6 KiB less flash.
+static void UnknownOpText(int op, char* why, size_t size) {
+#if defined(TINYLOC_NO_OP_NAMES)
+  tinyloc::FormatLine(why, size, "the model uses builtin op %d, which model_settings.h does not list", op);
+#else
+  tinyloc::FormatLine(why, size, "the model uses %s, which model_settings.h does not list",
+                      tflite::EnumNameBuiltinOperator(static_cast<tflite::BuiltinOperator>(op)));
+#endif
 }
 
 static void FillInfo(const TfLiteTensor* t, int* dims, int* ndims, bool* is_int8, float* scale, int* zero_point) {
@@ -112,16 +126,18 @@ void setup() {
   }
   // Ops first: TFLM cannot allocate a graph with an op the resolver lacks, and would report it as an allocation
   // failure; name the op instead.
-  const char* unknown_op = nullptr;
+  int unknown_op = -1;
   const int n_op_codes = ModelOps(model, &unknown_op);
-  if (unknown_op) {
+  if (unknown_op >= 0) {
     char why[96];
-    snprintf(why, sizeof(why), "the model uses %s, which model_settings.h does not list", unknown_op);
+    UnknownOpText(unknown_op, why, sizeof(why));
     SetupError(tinyloc::kErrOpCount, why);
     return;
   }
-  static tflite::MicroInterpreter interpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
-  g_interpreter = &interpreter;
+  // In place, in static storage: a function-local static object would register its destructor with atexit(), which
+  // links newlib's exit machinery into the firmware (a board never exits).
+  g_interpreter = new (g_interpreter_storage)
+      tflite::MicroInterpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
     SetupError(tinyloc::kErrSettings, "arena_too_small: AllocateTensors failed (raise --arena-margin)");
     return;
@@ -148,9 +164,10 @@ void setup() {
   // arena_used_bytes() is NOT the smallest arena that works (see tflm_app/README.md, "Arena size"); the arena is the
   // measured minimum + a margin (model_settings.h).
   char arena_line[128];
-  snprintf(arena_line, sizeof(arena_line), "# arena %d bytes = measured minimum %d + margin %d (TFLM reports %u used)",
-           model_settings::kTensorArenaSize, model_settings::kArenaMeasuredBytes, model_settings::kArenaMarginBytes,
-           static_cast<unsigned>(g_interpreter->arena_used_bytes()));
+  tinyloc::FormatLine(arena_line, sizeof(arena_line),
+                      "# arena %d bytes = measured minimum %d + margin %d (TFLM reports %u used)",
+                      model_settings::kTensorArenaSize, model_settings::kArenaMeasuredBytes,
+                      model_settings::kArenaMarginBytes, static_cast<unsigned>(g_interpreter->arena_used_bytes()));
   Serial.println(arena_line);
   g_app.PrintReady();
 }

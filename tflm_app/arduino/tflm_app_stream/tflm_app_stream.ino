@@ -23,8 +23,9 @@
 #include <TensorFlowLite.h>
 #endif
 
-#include <stdio.h>
 #include <string.h>
+
+#include <new>
 
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
@@ -55,6 +56,7 @@ static int8_t g_x[model_settings::kNumFeatures];
 static int8_t g_em[kStateSets][model_settings::kNumClasses];
 
 static tflite::MicroMutableOpResolver<model_settings::kNumOps> g_resolver;
+alignas(tflite::MicroInterpreter) static unsigned char g_interpreter_storage[sizeof(tflite::MicroInterpreter)];
 static tflite::MicroInterpreter* g_interpreter = nullptr;
 static tinyloc::Stream g_stream;
 static tinyloc::OnlineViterbi g_decoder;
@@ -84,7 +86,8 @@ static void ZeroAllStates() {
 
 static void PrintRoom(int32_t step, int label) {
   char buf[96];
-  snprintf(buf, sizeof(buf), "room %ld %d %s", static_cast<long>(step), label, model_settings::kClassNames[label]);
+  tinyloc::FormatLine(buf, sizeof(buf), "room %ld %d %s", static_cast<long>(step), label,
+                      model_settings::kClassNames[label]);
   Serial.println(buf);
 }
 
@@ -150,9 +153,9 @@ static void ResetAll() {
 // arena_used_bytes(): that is not the smallest arena that works (a step model reports 7,676 B and needs 10,992 B).
 static void PrintReady() {
   char buf[112];
-  snprintf(buf, sizeof(buf), "ready %s stream F=%d C=%d lag=%d stagger=%d arena=%d", model_settings::kModelName,
-           model_settings::kNumFeatures, model_settings::kNumClasses, step_settings::kLag, TINYLOC_STAGGER,
-           model_settings::kTensorArenaSize);
+  tinyloc::FormatLine(buf, sizeof(buf), "ready %s stream F=%d C=%d lag=%d stagger=%d arena=%d",
+                      model_settings::kModelName, model_settings::kNumFeatures, model_settings::kNumClasses,
+                      step_settings::kLag, TINYLOC_STAGGER, model_settings::kTensorArenaSize);
   Serial.println(buf);
 }
 
@@ -172,7 +175,7 @@ static void HandleLine(const char* line) {
       if (step > g_decoder.steps() - 1 - step_settings::kLag) PrintRoom(step, tail[i]);
     }
     char buf[64];
-    snprintf(buf, sizeof(buf), "done %ld %ld %ld", g_lines, g_steps, g_errors);
+    tinyloc::FormatLine(buf, sizeof(buf), "done %ld %ld %ld", g_lines, g_steps, g_errors);
     Serial.println(buf);
     ResetAll();
     return;
@@ -185,7 +188,7 @@ static void HandleLine(const char* line) {
   if (st != tinyloc::kOk) {
     ++g_errors;
     char buf[64];
-    snprintf(buf, sizeof(buf), "error %ld E%d %s", g_lines, st, tinyloc::StatusName(st));
+    tinyloc::FormatLine(buf, sizeof(buf), "error %ld E%d %s", g_lines, st, tinyloc::StatusName(st));
     Serial.println(buf);
     return;
   }
@@ -202,8 +205,10 @@ void setup() {
     SetupError("error 0 E4 settings: schema version or op list");
     return;
   }
-  static tflite::MicroInterpreter interpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
-  g_interpreter = &interpreter;
+  // In place, in static storage: a function-local static object would register its destructor with atexit(), which
+  // links newlib's exit machinery into the firmware (a board never exits).
+  g_interpreter = new (g_interpreter_storage)
+      tflite::MicroInterpreter(model, g_resolver, g_tensor_arena, model_settings::kTensorArenaSize);
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
     SetupError("error 0 E4 arena_too_small");
     return;

@@ -11,6 +11,9 @@
 //   app        random bytes (NUL, CR, LF, '#', digits, signs, long lines) and extreme reading lines via PutChar
 //   online     OnlineViterbi with lags/classes at and beyond their limits, NaN/inf emissions, extreme zero points
 //   free fns   Quantize, ScaleQuantize (feature index outside 0..F-1), Requantize, ParseLine, Decode
+//   FormatLine the same bytes as the host's snprintf for every format it supports (random pieces, extreme
+//              values, buffers from 0 bytes up); unsupported '%' sequences only have to stay in bounds
+//   T = 1      settings without a transition table (null) are valid, and rejected for T > 1
 // Every array the core reads is a heap block of exactly the documented size, so ASan sees one byte too far.
 //
 // Bounded work is checked exactly, not by a clock: the model callback counts invocations, and the run fails
@@ -470,6 +473,88 @@ void FuzzFree() {
   (void)tinyloc::StatusName(AnyInt());
 }
 
+long g_formats = 0;
+
+// FormatLine vs the host's snprintf, byte for byte and in length, in buffers from 0 bytes up, with a canary after the
+// buffer that must stay untouched. Formats: random literal text around a prefix of the fixed conversion sequence
+// %d|%i, %ld|%li, %u, %lu, %s, %d (so one call signature serves every format; unread trailing arguments are
+// ignored by both), "%%" anywhere in the text. Null %s and unsupported sequences are checked apart.
+void FuzzFormat() {
+  static const char* const kText[] = {"", "room ", " ", "E", "# arena ", " bytes = ", "x", "%%", "stream F=", "-"};
+  static const char* const kStr[] = {"", "hall", "living | dining", "model_ops_mismatch", "%d", "a much longer name"};
+  static const char* const kConv[6][2] = {{"%d", "%i"}, {"%ld", "%li"}, {"%u", "%u"}, {"%lu", "%lu"}, {"%s", "%s"},
+                                          {"%d", "%i"}};
+  static const long kLong[] = {0, 1, -1, 9, 10, -10, 127, -128, INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, 1000000007L};
+  char fmt[160];
+  size_t n = 0;
+  const int convs = Uniform(7);
+  for (int i = 0; i <= convs; ++i) {
+    for (const char* t = kText[Uniform(sizeof(kText) / sizeof(kText[0]))]; *t; ++t) fmt[n++] = *t;
+    if (i == convs) break;
+    for (const char* c = kConv[i][Uniform(2)]; *c; ++c) fmt[n++] = *c;
+  }
+  fmt[n] = '\0';
+  long v[4];
+  for (int i = 0; i < 4; ++i) v[i] = Chance(50) ? kLong[Uniform(sizeof(kLong) / sizeof(kLong[0]))] : static_cast<long>(Next());
+  const int i0 = static_cast<int>(v[0]), i5 = static_cast<int>(v[3]);
+  const long l1 = v[1];
+  const unsigned u2 = static_cast<unsigned>(v[2]);
+  const unsigned long ul3 = static_cast<unsigned long>(v[3]);
+  const char* s4 = kStr[Uniform(sizeof(kStr) / sizeof(kStr[0]))];
+  char want[512], got[512 + 16];
+  const size_t size = Chance(30) ? static_cast<size_t>(Uniform(12)) : static_cast<size_t>(Uniform(200));
+  memset(want, 0, sizeof want);
+  memset(got, 0x5A, sizeof got);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+  const int full = snprintf(want, size, fmt, i0, l1, u2, ul3, s4, i5);
+  const size_t got_len = tinyloc::FormatLine(got, size, fmt, i0, l1, u2, ul3, s4, i5);
+#pragma GCC diagnostic pop
+  const size_t want_len = size == 0 ? 0 : (static_cast<size_t>(full) < size ? static_cast<size_t>(full) : size - 1);
+  if (got_len != want_len) Fail("format_length", static_cast<long long>(got_len), static_cast<long long>(want_len));
+  if (size > 0 && memcmp(got, want, want_len + 1) != 0) Fail("format_bytes", static_cast<long long>(size), full);
+  for (size_t i = size; i < sizeof got; ++i) {
+    if (got[i] != 0x5A) Fail("format_overrun", static_cast<long long>(i), static_cast<long long>(size));
+  }
+  char small[8];
+  const char* volatile null_name = 0;  // a null %s prints "(null)", as glibc's and newlib's printf do
+  if (tinyloc::FormatLine(small, sizeof small, "%s|%s", null_name, "x") != 7 ||
+      strcmp(small, "(null)|") != 0) {
+    Fail("format_null", 0, 0);
+  }
+  // Unsupported sequences (flags, widths, floats, long long, a trailing '%'): copied, never read past the buffer.
+  static const char* const kOdd[] = {"%", "%5d", "%x", "%f", "%lld", "%l", "100%", "%-s", "%ls", "%l%"};
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat"
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#pragma GCC diagnostic ignored "-Wformat-extra-args"
+  (void)tinyloc::FormatLine(small, sizeof small, kOdd[Uniform(sizeof(kOdd) / sizeof(kOdd[0]))], 1, 2, 3);
+#pragma GCC diagnostic pop
+  if (tinyloc::FormatLine(0, 10, "x") != 0 || tinyloc::FormatLine(small, 0, "x") != 0) Fail("format_no_buffer", 0, 0);
+  ++g_formats;
+}
+
+// T = 1 needs no transition table: CheckSettings accepts null transitions exactly when the window is 1, and Decode
+// (which then reads start + emissions + end only) gives the label it gives with any table.
+void CheckNoTransitions(const OwnedSettings& o) {
+  tinyloc::Settings s = o.s;
+  s.transitions = 0;
+  const tinyloc::Status st = tinyloc::CheckSettings(s);
+  if ((st == tinyloc::kOk) != (s.window == 1)) Fail("null_transitions", st, s.window);
+  if (st != tinyloc::kOk) return;
+  const int c = s.n_classes;
+  int8_t* out = new int8_t[c];
+  for (int j = 0; j < c; ++j) out[j] = static_cast<int8_t>(Next());
+  const size_t db = tinyloc::DecodeWorkspaceBytes(s);
+  unsigned char* dw = new unsigned char[db];
+  uint8_t label_null = 0, label_table = 0;
+  const int a = tinyloc::Decode(s, out, &label_null, dw, db);
+  const int b = tinyloc::Decode(o.s, out, &label_table, dw, db);
+  if (a != b || a < 0 || label_null != label_table) Fail("null_transitions_decode", a, b);
+  delete[] dw;
+  delete[] out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -498,6 +583,7 @@ int main(int argc, char** argv) {
       FuzzStream(o);
       FuzzApp(o);
       FuzzDecodeAndFree(o, true);
+      CheckNoTransitions(o);
     } else {
       ++g_settings_bad;
       tinyloc::Stream stream;
@@ -510,9 +596,11 @@ int main(int argc, char** argv) {
     }
     FuzzOnline();
     FuzzFree();
+    FuzzFormat();
   }
-  printf("OK settings_ok=%ld settings_bad=%ld readings=%ld windows=%ld segments=%ld bytes=%ld pushes=%ld\n",
-         g_settings_ok, g_settings_bad, g_readings, g_windows, g_segments, g_bytes, g_pushes);
+  printf("OK settings_ok=%ld settings_bad=%ld readings=%ld windows=%ld segments=%ld bytes=%ld pushes=%ld "
+         "formats=%ld\n", g_settings_ok, g_settings_bad, g_readings, g_windows, g_segments, g_bytes, g_pushes,
+         g_formats);
   printf("MAXCALL_US %.1f %s\n", g_max_call_us, g_max_call_what);
   return 0;
 }
