@@ -7,6 +7,11 @@ per-window int8 MLP baseline); the report is :mod:`keras_tinyloc.experiments.str
 
     .venv/bin/python benchmarks/streaming.py [--houses house-a house-b house-c house-d] [--epochs 40]
     .venv/bin/python benchmarks/streaming.py --add-validation   # val F1 for rows stored before it was recorded
+    .venv/bin/python benchmarks/streaming.py --add-device       # device figures (emulated Cortex-M4) of stored rows
+
+``--add-device`` (:func:`keras_tinyloc.experiments.streaming_eval.device_figures`) measures the step model and the
+windowed model of every stored Mamba row of ``--houses`` (``--configs`` narrows, e.g. ``H8L1 H4L1``) that has no
+device figures yet, after checking that the cached run reproduces the row; every other stored figure is kept.
 """
 from __future__ import annotations
 
@@ -38,6 +43,10 @@ def main(argv=None) -> int:
     p.add_argument("--add-validation", action="store_true",
                    help="add the validation F1 of each Mamba row measured before it was recorded (its run, cached or "
                         "retrained with the same settings, must reproduce the row's float test F1)")
+    p.add_argument("--add-device", action="store_true",
+                   help="add the device figures (emulated Cortex-M4: step and windowed model) of the stored Mamba rows "
+                        "of --houses that lack them; each run must reproduce its row first")
+    p.add_argument("--configs", nargs="+", default=None, help="with --add-device: only these configurations (H8L1 ...)")
     ns = p.parse_args(argv)
     from keras_tinyloc import paths
     from keras_tinyloc.experiments import streaming_eval, streaming_report
@@ -62,6 +71,24 @@ def main(argv=None) -> int:
                     res["val_f1_added"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
                     log(f"{house} {name}: validation F1 {row['val_f1']:.4f}")
                     paths.atomic_write_json(out_json, res)
+        ns.markdown_only = True
+    if ns.add_device:
+        from keras_tinyloc.data.registry import load_dataset
+
+        for house in ns.houses:
+            hh = res["houses"][house]
+            todo = [n for n in hh["mamba"] if "device" not in hh["mamba"][n] and (not ns.configs or n in ns.configs)]
+            ds = load_dataset(house) if todo else None
+            for name in todo:
+                t0 = time.perf_counter()
+                hh["mamba"][name]["device"] = streaming_eval.device_figures(house, name, hh["mamba"][name], ns.epochs,
+                                                                            cache, dataset=ds, log=log)
+                res["device_added"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+                d = hh["mamba"][name]["device"]
+                log(f"{house} {name}: step M4 arena {d['step']['arena_bytes']} B, flash {d['step']['flash_bytes']} B; "
+                    f"window M4 arena {d['window']['arena_bytes']} B, flash {d['window']['flash_bytes']} B "
+                    f"({time.perf_counter() - t0:.0f} s)")
+                paths.atomic_write_json(out_json, res)
         ns.markdown_only = True
     if ns.markdown_only:
         paths.atomic_write_text(Path(ns.out + ".md"), streaming_report.markdown(res, res.get("argv", [])))

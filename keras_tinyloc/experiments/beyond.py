@@ -68,6 +68,9 @@ class BeyondConfig:
             ``phones`` = :func:`phone_holdout` (validation = whole phones unseen in training, like the test set;
             used to choose a recipe, RUN_DIR ``<name>@phones``).
         out: root directory of the runs.  overwrite: replace existing runs.
+        target: ``host`` (default) or ``cortex-m4``: also measure the int8 model on the emulated Cortex-M4F
+            (``convert --target cortex-m4``); the row then holds ``device`` (whole firmware: M4 arena, RAM, flash,
+            instructions, MCU fit) and ``device_within_budget`` (whole-firmware RAM <= 20 KiB and flash <= 128 KiB).
     """
 
     dataset: str
@@ -93,9 +96,15 @@ class BeyondConfig:
     validation: str = "random"
     out: str = "runs/beyond"
     overwrite: bool = False
+    target: str = "host"
 
     def validate(self) -> None:
+        from keras_tinyloc.deploy.convert import resolve_target
         from keras_tinyloc.experiments import apselect
+
+        if self.target not in ("host", "cortex-m4"):
+            raise TinyLocError(f"--target {self.target!r}: choose from host, cortex-m4")
+        resolve_target(self.target, "int8")  # cortex-m4: the TFLM kit, Arm toolchain and QEMU are here
 
         if self.dataset not in DATASETS:
             raise TinyLocError(f"dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
@@ -400,7 +409,8 @@ def _finish_row(cfg: BeyondConfig, ds, tcfg, tagger, fit: dict, t_train: float, 
     config = run_config(tcfg, ds, tagger)
     config["beyond"] = {**dataclasses.asdict(cfg), "feature_index": ds.meta["feature_index"]}
     write_run(run_dir, tagger, config, metrics, overwrite=True)
-    rep = convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), quant="int8", overwrite=True), dataset=ds)
+    rep = convert.convert_run(convert.ConvertConfig(run_dir=str(run_dir), quant="int8", overwrite=True,
+                                                    target=cfg.target), dataset=ds)
     tfl = run_dir / "tflite-int8"
     settings = export_c.read_device_settings(tfl)
     export_c.write_model_settings(tfl, dataclasses.replace(settings, feature_index=list(ds.meta["feature_index"])))
@@ -419,6 +429,10 @@ def _finish_row(cfg: BeyondConfig, ds, tcfg, tagger, fit: dict, t_train: float, 
         "seconds": round(time.perf_counter() - t0, 1), "run_dir": paths.portable(run_dir),
         "config": {**dataclasses.asdict(cfg), "out": paths.portable(cfg.out)},
     }
+    if rep.get("device"):  # the whole firmware on the emulated Cortex-M4F (convert --target cortex-m4)
+        dev = rep["device"]
+        row["device"] = dev
+        row["device_within_budget"] = bool(dev["ram_bytes"] <= ARENA_BUDGET and dev["flash_bytes"] <= FLASH_BUDGET)
     if not np.isclose(row["test_f1_float"], metrics["test_f1"], atol=1e-6):
         row["note"] = f"Keras decode test F1 {metrics['test_f1']:.4f} differs from convert's float F1"
     paths.atomic_write_json(run_dir / "row.json", row)
@@ -445,6 +459,64 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The row within the CC2650 budget with the highest **validation** F1 (ties: fewer parameters)."""
     ok = [r for r in rows if r["within_budget"]]
     return max(ok, key=lambda r: (r["val_f1"], -r["params"])) if ok else None
+
+
+# ---------------------------------------------------------------------------------------------- device figures
+# The rows README.md, docs/results/beyond.md and the summary of beyond_uji.md cite as the 20 KB (CC2650) results:
+# the building-floor recipe x 3 seeds, the best zones row, the zones recipe x 3 seeds and their one-model ensemble,
+# and the rows the random-split validation selects.
+DEVICE_ROWS = ("uji:pow3-aug-h64", "uji:pow3-aug-h64-s1", "uji:pow3-aug-h64-s2", "uji:pow2-aug-h64",
+               "uji-zones:pow3-aug2-h64", "uji-zones:pow3-aug-h64", "uji-zones:pow3-aug-h64-s1",
+               "uji-zones:pow3-aug-h64-s2", "uji-zones:pow3-aug-h64-ens3", "uji-zones:plain-h64-s1")
+# What a retrained row must reproduce exactly to be the committed row: the trained model (validation F1 and float
+# test F1) and the int8 model's sizes (what the device figures depend on).
+DEVICE_SAME = ("val_f1", "test_f1_float", "arena_bytes", "flatbuffer_bytes")
+# Recorded beside the row's: the int8 test figures of today's conversion and TFLM wheel.
+DEVICE_NOW = ("test_f1_int8", "test_acc_int8")
+
+
+def attach_device(old: dict[str, Any], new: dict[str, Any], date: str) -> dict[str, Any]:
+    """``old`` (a committed row) with the device figures of ``new`` (the same row trained again with
+    ``target="cortex-m4"``) when ``new`` reproduced every figure of :data:`DEVICE_SAME`; otherwise ``new``'s figures
+    and device figures go under ``retrained`` and ``old`` gets no ``device``: two runs are never mixed.
+    ``device_check`` = ``{"date", "reproduced", "differences": {name: [old, new]}}`` plus :data:`DEVICE_NOW` of both
+    (``<name>_now`` / ``<name>_row``). Every other figure of ``old`` is kept."""
+    out = {k: v for k, v in old.items() if k not in ("device", "device_within_budget", "device_check", "retrained")}
+    diff = {k: [old.get(k), new.get(k)] for k in DEVICE_SAME if old.get(k) != new.get(k)}
+    out["device_check"] = {"date": date, "reproduced": not diff, "differences": diff,
+                           **{f"{k}_now": new.get(k) for k in DEVICE_NOW}, **{f"{k}_row": old.get(k) for k in DEVICE_NOW}}
+    if diff:
+        out["retrained"] = {**{k: new.get(k) for k in DEVICE_SAME + DEVICE_NOW + ("test_acc_float", "params")},
+                            "device": new["device"], "device_within_budget": new["device_within_budget"]}
+    else:
+        out["device"], out["device_within_budget"] = new["device"], new["device_within_budget"]
+    return out
+
+
+def add_device_rows(doc: dict[str, Any], specs, out: str, save: Callable[[dict], None] = lambda d: None,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Device figures for the committed rows ``specs`` (``"<dataset>:<row>"``) of a result document ``doc``
+    (``docs/results/beyond_uji.json``: ``{"rows": {dataset: [row]}, ...}``), in place: each row trained again into
+    ``out`` with ``target="cortex-m4"`` (a stored run there without device figures is replaced) and attached with
+    :func:`attach_device`; rows that already have a ``device_check`` are skipped. ``save(doc)`` after each row."""
+    for spec in specs:
+        ds, _, name = spec.partition(":")
+        index = {r["name"]: i for i, r in enumerate(doc["rows"].get(ds, []))}
+        if name not in index:
+            raise TinyLocError(f"device row {spec}: no committed row {name!r} of {ds}")
+        old = doc["rows"][ds][index[name]]
+        if "device_check" in old:
+            continue
+        cfg = row_config(ds, name, out=out, target="cortex-m4")
+        stored = cfg.run_dir() / "row.json"
+        stale = stored.is_file() and "device" not in json.loads(stored.read_text())
+        new = run_row(dataclasses.replace(cfg, overwrite=stale), log=log)
+        doc["rows"][ds][index[name]] = attach_device(old, new, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        c = doc["rows"][ds][index[name]]["device_check"]
+        log(f"{ds} {name}: reproduced {c['reproduced']} {c['differences'] or ''}; whole firmware RAM "
+            f"{new['device']['ram_bytes']} B, flash {new['device']['flash_bytes']} B")
+        save(doc)
+    return doc
 
 
 # ---------------------------------------------------------------------------------------------- error analysis
@@ -571,6 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="UJIIndoorLoc's raw files (default: $KERAS_TINYLOC_DATA, data/raw/, the "
                                       "workplace copy)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing row's run folder")
+    p.add_argument("--target", choices=("host", "cortex-m4"), default="host",
+                   help="host (default) = int8 figures from the host TFLM; cortex-m4 = also the whole firmware on an "
+                        "emulated Cortex-M4F (M4 arena, RAM, flash, instructions; ~30 s more per row)")
     return p
 
 
@@ -578,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     log = lambda line: print(line, flush=True)  # noqa: E731
-    common = dict(out=a.out, overwrite=a.overwrite, epochs=a.epochs, patience=a.patience, validation=a.validation)
+    common = dict(out=a.out, overwrite=a.overwrite, epochs=a.epochs, patience=a.patience, validation=a.validation,
+                  target=a.target)
     if a.all or a.row:
         rows = run_rows(a.dataset, None if a.all else [a.row], log=log, data_dir=a.data_dir, **common)
     else:

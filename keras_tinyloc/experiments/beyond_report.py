@@ -7,7 +7,8 @@ validation** F1 within the CC2650 budget, never the test set; the highest test f
 selection), the recipe chosen by **held-out-phone validation** (:func:`recipe_table`), where the int8 test errors
 of a few rows are (:func:`errors_section`, from :func:`keras_tinyloc.experiments.beyond.run_breakdown`) and every
 row (:func:`table`). :data:`HEADER` is the hand-written part of the report (what was tried and what it showed; each
-figure in it is one of the rows').
+figure in it is one of the rows'). :func:`device_section`: the rows measured on the emulated Cortex-M4F (``device``,
+``benchmarks/beyond_uji.py --add-device``) — the whole firmware against the CC2650's 20 KiB RAM / 128 KiB flash.
 """
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ rows; rows with teachers need the teacher rows first, `--all` runs them in order
 `validationData.csv` (1,111 scans; 9 of its 11 phones never occur in `trainingData.csv`); validation = 25 % of
 `trainingData.csv` (same users and phones as training). Each figure is one training run (seed in the row name, else 0).
 "test F1 int8" is measured **through TFLM** (host build) on the shipped full-int8 flatbuffer; arena = minimal working
-TFLM arena on the 64-bit host (an upper bound of a Cortex-M build's); flatbuffer = the shipped model (names stripped).
+TFLM arena on the 64-bit host (an upper bound of a Cortex-M build's); flatbuffer = the shipped model (names stripped);
+"≤ 20 KiB / 128 KiB" = arena and flatbuffer within the CC2650's RAM / flash (host figures: without TFLM's code, the
+app and the stack). The rows cited as 20 KB results were retrained and measured as whole firmware on an emulated
+Cortex-M4F: section "Device figures" at the end.
 Runs with an AP selection store it in `config.json` (`dataset_options.features`, so `convert` reloads the same
 columns) and in `model_settings.h` (`kFeatureIndex`: the raw AP each input reads). Determinism check: re-running
 `python -m keras_tinyloc beyond uji --row pow3-aug-h64 --out runs/repro` (a new folder) in a fresh process gave identical figures
@@ -122,7 +126,7 @@ def pct(v) -> str:
 def table(rows: list[dict]) -> list[str]:
     """The ablation table: one line per row."""
     out = ["| row | family | H | L | technique | F | params | val F1 | test F1 float | test F1 int8 (TFLM) | "
-           "int8 loss (points) | test acc int8 | arena B | flatbuffer B | ≤ 20 KiB / 128 KiB |",
+           "int8 loss (points) | test acc int8 | arena B | flatbuffer B | ≤ 20 KiB / 128 KiB (host) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['name']} | {r['family']} | {r['H']} | {r['L']} | {r['technique']} | {r['n_features']} | "
@@ -191,7 +195,7 @@ def errors_section(rows: list[dict]) -> list[str]:
            "… of which the 2nd-nearest zone | median margin m | median zone spacing m |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        b = run_breakdown(r["run_dir"])
+        b = r.get("error_breakdown") or run_breakdown(r["run_dir"])  # stored in the JSON, else from the run
         out.append(f"| {r['name']} | {b['errors']} / {b['n']} | {b['wrong_building']} | {b['wrong_floor']} | "
                    f"{b.get('wrong_zone_same_floor', '–')} | {b.get('second_nearest_zone', '–')} | "
                    + (f"{b['median_margin_m']:.1f} | {b['median_zone_spacing_m']:.1f} |"
@@ -215,10 +219,65 @@ def dataset_section(dataset: str, rows: list[dict], phone_rows: list[dict]) -> l
             "### Ablation (every row; validation = the loader's random split)", "", *table(rows), ""]
 
 
+def _kib(v) -> str:
+    return f"{v / 1024:.1f}"
+
+
+def device_section(results: dict[str, list[dict]]) -> list[str]:
+    """The rows with device figures (``device``; a retrained run that did not reproduce its row: ``retrained``, shown
+    marked): whole firmware on the emulated Cortex-M4F, and whether it fits the CC2650 (20 KiB RAM, 128 KiB flash,
+    :data:`keras_tinyloc.experiments.beyond.ARENA_BUDGET` / ``FLASH_BUDGET``). Empty without any."""
+    from keras_tinyloc.experiments.beyond import ARENA_BUDGET, FLASH_BUDGET
+
+    rows = [(ds, r) for ds, rs in results.items() for r in rs if r.get("device") or (r.get("retrained") or {}).get("device")]
+    if not rows:
+        return []
+    d0 = rows[0][1].get("device") or rows[0][1]["retrained"]["device"]
+    out = ["## Device figures: the rows cited as 20 KB results, as whole firmware on an emulated Cortex-M4F", "",
+           f"`benchmarks/beyond_uji.py --add-device` ({rows[0][1].get('device_check', {}).get('date', '?')}): each row "
+           "trained again with its own settings (seeded; the runs of the table above were not kept) by `python -m "
+           "keras_tinyloc beyond <dataset> --row <row> --target cortex-m4`, then measured by `convert --target "
+           f"cortex-m4`: {d0['board']}, TFLM {d0['tflm']}, `tflm_app/stm32/main.cc` linked for the model with exactly "
+           "its ops (-Os, --gc-sections, newlib-nano). The device figures are given to a row only when the retrained "
+           "run reproduced it exactly — the trained model (validation F1, float test F1) and the int8 model's sizes "
+           "(host arena, flatbuffer); otherwise they are shown for the retrained run, marked, and the row's figures "
+           "above are left as they were. **int8 now** = the int8 test F1 / accuracy of today's conversion through "
+           "today's TFLM host wheel, beside the row's (measured with the converter and wheel of its date).",
+           "", "M4 arena = minimal working arena on the M4 (host 64-bit figure in brackets); RAM = M4 arena + static "
+           "data + heap + stack high-water mark; flash in KiB = TFLM + model + app + libc = whole firmware (the app "
+           "holds model_settings.h: the CRF's C x C float scores, the scaling and the AP index); instructions = exact "
+           f"count per scan (QEMU TCG plugin); CC2650 latency / energy: {d0['cost_assumptions']['note']} Outputs = "
+           "share of the first 64 test scans whose int8 outputs equal the host TFLM's byte for byte.", "",
+           "| dataset | row | test F1 / acc int8: row (now) | reproduced? | M4 arena B (host) | RAM B | flash KiB | "
+           "instructions / scan | CC2650 latency / energy | outputs = host TFLM | fits CC2650 (20 KiB / 128 KiB) | "
+           "MCUs that fit |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for ds, r in rows:
+        c = r.get("device_check") or {}
+        dev = r.get("device") or r["retrained"]["device"]
+        src = r if r.get("device") else r["retrained"]
+        sp, cc = dev["ram_split"], dev["mcu"].get("CC2650", {})
+        fits = dev["ram_bytes"] <= ARENA_BUDGET and dev["flash_bytes"] <= FLASH_BUDGET
+        why = [w for w, ok in (("RAM", dev["ram_bytes"] <= ARENA_BUDGET), ("flash", dev["flash_bytes"] <= FLASH_BUDGET))
+               if not ok]
+        lat = f"{cc['latency_ms']:.2f} ms / {cc['energy_uj']:.1f} µJ" if cc.get("latency_ms") is not None else "–"
+        now = (f" ({pct(c['test_f1_int8_now'])} / {pct(c['test_acc_int8_now'])})" if "test_f1_int8_now" in c else "")
+        out.append(f"| {ds} | {r['name']} | {pct(src['test_f1_int8'])} / {pct(src['test_acc_int8'])}{now} | "
+                   f"{'yes' if c.get('reproduced') else '**no** (retrained run shown)'} | {dev['arena_bytes']:,} "
+                   f"({src['arena_bytes']:,}) | {dev['ram_bytes']:,} = {sp['arena']:,} + {sp['static']:,} + "
+                   f"{sp['heap']:,} + {sp['stack']:,} | {_kib(dev['flash_tflm_bytes'])} + "
+                   f"{_kib(dev['flash_model_bytes'])} + {_kib(dev['flash_app_bytes'])} + "
+                   f"{_kib(dev['flash_libc_bytes'])} = **{_kib(dev['flash_bytes'])}** | "
+                   f"{dev['instructions_per_invoke']:,} | {lat} | {100 * dev['outputs_identical_share']:.0f} % of "
+                   f"{dev['n_compared']} | {'**yes**' if fits else 'no (' + ', '.join(why) + ')'} | "
+                   f"{', '.join(k for k, v in dev['mcu'].items() if v['fits']) or 'none'} |")
+    return out + [""]
+
+
 def markdown(results: dict[str, list[dict]], phones: dict[str, list[dict]]) -> str:
     """The whole report: :data:`HEADER` then :func:`dataset_section` of each dataset of ``results`` (``phones``:
-    the held-out-phone rows per dataset)."""
+    the held-out-phone rows per dataset), then :func:`device_section`."""
     md = [HEADER]
     for ds, rows in results.items():
         md += dataset_section(ds, rows, phones.get(ds, []))
+    md += device_section(results)
     return "\n".join(md)

@@ -8,6 +8,12 @@ minimal arena (RAM, host 64-bit) next to the paper's "size" (PyTorch weight stor
 spread of the int8 drop over calibration samples of other seeds and with the converter's min-max ranges; and, when
 int8 loses more than a point, :func:`diagnose` (per-tensor int8-vs-float error through TFLM). :func:`markdown` is
 the report, :data:`NOTES` its hand-written notes (each states the measurement it rests on).
+
+Device figures (``run_one(..., target="cortex-m4")``, ``benchmarks/convert_targets.py --add-device``): the int8 model
+also measured on an emulated Cortex-M4F (``convert --target cortex-m4``: minimal M4 arena, whole-firmware flash and
+RAM, exact instructions per window). :func:`attach_device` puts a retrained run's device figures beside a stored row
+only when the retraining reproduced the row's float test F1 exactly (training is seeded); otherwise the retrained
+run's figures are kept apart (``retrained``), never in the row's place.
 """
 from __future__ import annotations
 
@@ -41,7 +47,7 @@ def cache_dir() -> Path:
 
 def run_one(ds, dataset: str, family: str, hidden: int, layers: int, paper: list[dict], *, epochs: int = 40,
             patience: int = 10, batch_size: int = 128, seed: int = 0, retrain: bool = False,
-            calib_seeds: Sequence[int] = (1, 2), compare_minmax: bool = True) -> dict:
+            calib_seeds: Sequence[int] = (1, 2), compare_minmax: bool = True, target: str = "host") -> dict:
     """Train (or reuse, unless ``retrain``) one configuration on ``ds`` and measure its full-int8 conversion.
 
     ``calib_seeds``: further calibration-sample seeds whose int8 drop gives the spread (the row's own conversion
@@ -49,7 +55,8 @@ def run_one(ds, dataset: str, family: str, hidden: int, layers: int, paper: list
     one row: the convert report's figures (sizes, arena head/tail, ops, float and int8 test F1/accuracy, drop,
     TFLM = LiteRT agreement, invoke µs, RAM classes, calibration), ``paper``, ``run_dir``, ``train_seconds``,
     ``fidelity_diagnosis`` (:func:`diagnose` when |drop| > 1 point, else None), ``f1_drop_by_calibration_seed`` and
-    ``f1_drop_points_minmax``.
+    ``f1_drop_points_minmax``; with ``target="cortex-m4"`` also ``device`` (the convert report's device section:
+    :func:`keras_tinyloc.deploy.m4.measure_device`).
     """
     from keras_tinyloc.deploy.convert import ConvertConfig, convert_run
     from keras_tinyloc.training.train import TrainConfig, train
@@ -62,7 +69,7 @@ def run_one(ds, dataset: str, family: str, hidden: int, layers: int, paper: list
                           epochs=epochs, patience=patience, batch_size=batch_size, seed=seed,
                           overwrite=True, verbose=False), dataset=ds, log=lambda s: None)
     t_train = time.perf_counter() - t0
-    rep = convert_run(ConvertConfig(run_dir=str(run_dir), quant="int8", overwrite=True), dataset=ds)
+    rep = convert_run(ConvertConfig(run_dir=str(run_dir), quant="int8", overwrite=True, target=target), dataset=ds)
     config = f"H{hidden}L{layers}"
     diagnosis = diagnose(run_dir, ds) if abs(rep["f1_drop_points"]) > 1.0 else None
     drops = {0: rep["f1_drop_points"]} if seed == 0 else {}
@@ -100,7 +107,36 @@ def run_one(ds, dataset: str, family: str, hidden: int, layers: int, paper: list
         "calibration": rep["calibration"], "calibration_clipped_tensors": rep["calibration_clipped_tensors"],
         "f1_drop_points_minmax": minmax,
     }
+    if rep.get("device"):
+        row["device"] = rep["device"]
     return row
+
+
+# the figures a retrained run is compared on, and kept apart when it does not reproduce the stored row
+RETRAIN_FIELDS = ("params", "test_f1_float", "test_f1_int8", "test_acc_float", "test_acc_int8", "f1_drop_points",
+                  "flatbuffer_bytes", "arena_bytes", "arena_head_bytes", "arena_tail_bytes", "n_ops", "train_seconds")
+
+
+def attach_device(old: dict | None, new: dict, date: str) -> dict:
+    """The stored row ``old`` with the device figures of ``new`` (the same configuration retrained and measured with
+    ``target="cortex-m4"``), if ``new`` reproduced ``old``'s float test F1 exactly (the same trained model) and its
+    flatbuffer and host arena bytes (the same int8 graph sizes, what the device figures depend on): ``device`` plus
+    ``device_check`` (``reproduced``, the retrained run's own figures, ``date``); every stored figure is kept. If it
+    did not reproduce it, the retrained run's figures and its device figures go to ``retrained`` instead
+    (``device_check.reproduced`` False) and the row keeps no ``device``: two different runs are not mixed. Without
+    ``old``, ``new`` itself (with ``device_check``)."""
+    check = {"date": date, **{f"{k}_retrained": new.get(k) for k in RETRAIN_FIELDS}}
+    if old is None or "error" in old:
+        return {**new, "device_check": {**check, "reproduced": None}}
+    out = {k: v for k, v in old.items() if k not in ("device", "device_check", "retrained")}
+    ok = (abs(new["test_f1_float"] - old["test_f1_float"]) <= 1e-9
+          and all(new[k] == old[k] for k in ("flatbuffer_bytes", "arena_bytes")))
+    out["device_check"] = {**check, "reproduced": ok}
+    if ok:
+        out["device"] = new["device"]
+    else:
+        out["retrained"] = {**{k: new.get(k) for k in RETRAIN_FIELDS}, "device": new["device"]}
+    return out
 
 
 def diagnose(run_dir: Path, ds, n_windows: int = 100) -> dict:
@@ -150,6 +186,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "Cortex-M build; tail = persistent/bookkeeping, larger on the 64-bit host, so arena is an upper bound).",
         "* **paper size** = the paper's static-int8 'size' for the same configuration (weights only, no activations, "
         "no interpreter).",
+        "* **fits (host)** = the paper's RAM classes whose MCU holds the host arena and the flatbuffer: a lower bound "
+        "of the need (no TFLM code, app, stack). The whole firmware measured on an emulated Cortex-M4F is in the "
+        "section \"Device figures\" below.",
         "* **TFLM = LiteRT**: share of test windows whose int8 outputs are bit-identical / max difference in "
         "quantization steps / share of windows with the same decoded room.",
         "* **drop over calib. seeds**: min … max of the F1 drop over calibration samples drawn with different seeds "
@@ -159,7 +198,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "**drop min-max** = the same model and windows with the converter's own min-max ranges "
         "(`--calibration minmax`).",
         "",
-        "| dataset | model | params | float ops | nodes | flash B | arena B (head/tail) | paper size KB | fits | "
+        "| dataset | model | params | float ops | nodes | flash B | arena B (head/tail) | paper size KB | fits (host) | "
         "F1 float | F1 int8 | drop | drop over calib. seeds | calibration | drop min-max | TFLM = LiteRT | TFLM µs |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -206,8 +245,79 @@ def markdown(rows: list[dict], meta: dict) -> str:
                          + "worst: " + "; ".join(f"#{w['index']} {w['op']} {w['mean_err_steps']:.2f} steps"
                                                  for w in d["worst"][:3])
                          + (f"; output {d['output']['mean_err_steps']:.2f} steps" if d.get("output") else ""))
+    lines += device_section(rows, meta)
     lines += ["", "## Notes", ""] + [f"* {n}" for n in meta.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+DEVICE_MCUS = ("CC2650", "STM32L4")  # the 20 KB-class and 64 KB-class MCUs (keras_tinyloc.deploy.mcu.RAM_CLASSES)
+
+
+def _kib(v) -> str:
+    return f"{v / 1024:.1f}"
+
+
+def device_section(rows: list[dict], meta: dict) -> list[str]:
+    """The device figures of the rows measured on the emulated Cortex-M4F (``device``, or ``retrained.device`` for a
+    retrained run that did not reproduce its row), and the rows not re-measured with ``meta["device_not_measured"]``
+    (the reason). Empty when no row has device figures."""
+    measured = [r for r in rows if r.get("device") or (r.get("retrained") or {}).get("device")]
+    if not measured:
+        return []
+    d0 = (measured[0].get("device") or measured[0]["retrained"]["device"])
+    reason = meta.get("device_not_measured", "not measured")
+    out = ["", "## Device figures: the firmware on an emulated Cortex-M4F", "",
+           f"`benchmarks/convert_targets.py --add-device` ({meta.get('device_date', '?')}): each configuration's run "
+           "trained again with the settings above (seed 0; the runs behind the rows were no longer cached)"
+           + (f" — {meta['device_note']} —" if meta.get("device_note") else "") + ", converted as the rows "
+           f"were, and measured by `convert --target cortex-m4`: {d0['board']}, TFLM {d0['tflm']}, the project's "
+           "`tflm_app/stm32/main.cc` linked for the model with exactly its ops (-Os, --gc-sections, newlib-nano). "
+           "A row gets the device figures only when the retrained run reproduced its float test F1 exactly and the "
+           "conversion its flatbuffer and host arena bytes; "
+           "otherwise they are shown for the retrained run, marked, and the row's figures above are left as they "
+           "were. **int8 F1 now** = the same conversion's int8 test F1 through the TFLM host wheel installed today "
+           "(the rows' int8 F1 above were measured with the wheel of their date).", "",
+           "M4 arena = minimal working arena on the M4 (the host 64-bit figure of the same conversion in brackets); "
+           "RAM = M4 arena + static data + heap + stack high-water mark (the sketch running a session); flash in "
+           "KiB = TFLM + model + app + libc = whole firmware; instructions = exact count per window (QEMU TCG plugin);"
+           f" latency / energy on the 64 KB-class MCU: {d0['cost_assumptions']['note']} Outputs = share of the "
+           "first 64 test windows whose int8 outputs equal the host TFLM's byte for byte. Fits = MCUs of the "
+           "paper's Table 1 that hold the whole firmware (RAM and flash) on a core that runs TFLM.", "",
+           "| dataset | model | retrained float F1 = row? / int8 F1 now | M4 arena B (host) | RAM B | flash KiB | "
+           "instructions / window | STM32L4 latency / energy | outputs = host TFLM | fits (device) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        dev = r.get("device") or (r.get("retrained") or {}).get("device")
+        if not dev:
+            out.append(f"| {r['dataset']} | {r['family']} {r['config']} | not re-measured: {reason} | | | | | | | |")
+            continue
+        c = r.get("device_check") or {}
+        same = c.get("reproduced")
+        retr = (f"{'yes' if same else '**no**'} ({100 * c['test_f1_float_retrained']:.2f}) / "
+                f"{100 * c['test_f1_int8_retrained']:.2f}") if c else "–"
+        host = c.get("arena_bytes_retrained") or r.get("arena_bytes")
+        sp = dev["ram_split"]
+        m = dev["mcu"].get("STM32L4", {})
+        lat = f"{m['latency_ms']:.2f} ms / {m['energy_uj']:.0f} µJ" if m.get("latency_ms") is not None else "–"
+        fits = [k for k, v in dev["mcu"].items() if v["fits"]]
+        out.append(f"| {r['dataset']} | {r['family']} {r['config']} | {retr} | {dev['arena_bytes']:,} ({host:,}) | "
+                   f"{dev['ram_bytes']:,} = {sp['arena']:,} + {sp['static']:,} + {sp['heap']:,} + {sp['stack']:,} | "
+                   f"{_kib(dev['flash_tflm_bytes'])} + {_kib(dev['flash_model_bytes'])} + "
+                   f"{_kib(dev['flash_app_bytes'])} + {_kib(dev['flash_libc_bytes'])} = **{_kib(dev['flash_bytes'])}** "
+                   f"| {dev['instructions_per_invoke']:,} | {lat} | {100 * dev['outputs_identical_share']:.0f} % of "
+                   f"{dev['n_compared']} | {', '.join(fits) or 'none'} |")
+    devs = [(r, r.get("device") or r["retrained"]["device"]) for r in measured]
+    ratio = [d["arena_bytes"] / ((r.get("device_check") or {}).get("arena_bytes_retrained") or r["arena_bytes"])
+             for r, d in devs]
+    tflm_share = [d["flash_tflm_bytes"] / d["flash_bytes"] for _, d in devs]
+    fits = "; ".join(f"{name} {sum(d['mcu'][name]['fits'] for _, d in devs)}" for name in DEVICE_MCUS
+                     if name in d0["mcu"])
+    out += ["", f"Device summary over the {len(devs)} measured rows (of {len(rows)}): whole firmware fits {fits}; "
+            f"M4 arena / host arena {min(ratio):.2f}–{max(ratio):.2f}; TFLM {100 * min(tflm_share):.0f}–"
+            f"{100 * max(tflm_share):.0f} % of the firmware's flash; "
+            f"{sum(d['outputs_identical_share'] == 1.0 for _, d in devs)}/{len(devs)} with every compared output "
+            "equal to the host TFLM's."]
+    return out
 
 
 NOTES: list[str] = [
@@ -239,6 +349,42 @@ NOTES: list[str] = [
     "Paper 'size' is PyTorch weight storage (params x 1 byte for static int8): no activations, no interpreter. "
     "Our flash column is the complete deployable flatbuffer (weights, graph, quantization parameters).",
 ]
+
+
+def add_device_rows(doc: dict, datasets: Sequence[str], configs, save=lambda d: None, log=print, **train) -> dict:
+    """Device figures for the stored rows of ``doc`` (``docs/results/convert_targets.json``: ``{"meta", "rows"}``)
+    of ``datasets`` x ``configs`` that have no ``device_check`` yet, in place: each configuration trained (or its
+    cached run reused) and measured by :func:`run_one` with ``target="cortex-m4"`` (the extra calibration seeds and
+    the min-max conversion skipped: the stored ones are kept), then :func:`attach_device`. ``train``: run_one's
+    training options (epochs, patience, batch_size, seed, retrain). ``save(doc)`` after each configuration;
+    ``doc["meta"]["device_date"]`` = the last one's time. The target is checked before any training."""
+    from keras_tinyloc.data.registry import load_dataset
+    from keras_tinyloc.deploy.convert import resolve_target
+    from keras_tinyloc.experiments.results import load_paper_tables
+
+    resolve_target("cortex-m4", "int8")
+    rows = {(r["dataset"], r["family"], r["config"]): r for r in doc["rows"]}
+    paper, _ = load_paper_tables()
+    for dataset in datasets:
+        ds = None
+        for family, hidden, layers in configs:
+            key = (dataset, family, f"H{hidden}L{layers}")
+            old = rows.get(key)
+            if old is not None and "device_check" in old:
+                continue
+            ds = ds or load_dataset(dataset)
+            t0 = time.perf_counter()
+            new = run_one(ds, dataset, family, hidden, layers, paper, calib_seeds=(), compare_minmax=False,
+                          target="cortex-m4", **train)
+            date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            doc["rows"] = merge_row(rows, attach_device(old, new, date))
+            doc["meta"]["device_date"] = date
+            c, d = rows[key]["device_check"], new["device"]
+            log(f"{dataset} {family} H{hidden}L{layers}: {time.perf_counter() - t0:.0f} s, float F1 "
+                f"{c['test_f1_float_retrained']:.4f} (row {old and old.get('test_f1_float')}; reproduced "
+                f"{c['reproduced']}), M4 arena {d['arena_bytes']} B, RAM {d['ram_bytes']} B, flash {d['flash_bytes']} B")
+            save(doc)
+    return doc
 
 
 def merge_row(rows: dict, row: dict) -> list[dict]:

@@ -10,7 +10,11 @@ Viterbi on each window's dequantised emissions, last step (the project's window 
 (fixed-lag Viterbi, forward filtering). :func:`eval_continuous` runs the unbroken test streams (no state reset, and
 staggered resets); :func:`eval_mlp` is the baseline, a per-window MLP (flattened window -> last-step label) in full
 int8 through TFLM. :func:`ablation_folded` and :func:`slow_decay` are the two follow-up analyses of the cached
-H8L1 runs. The report is :mod:`keras_tinyloc.experiments.streaming_report`.
+H8L1 runs. :func:`device_figures` adds, for a stored row, the device figures of its step model and of its windowed
+model — real TFLM on an emulated Cortex-M4F (:func:`keras_tinyloc.deploy.m4.measure_device`: minimal M4 arena,
+whole-firmware flash and RAM, exact instructions per invoke, outputs vs the host TFLM) — after checking that the
+cached run and its rebuilt int8 models reproduce the row's figures. The report is
+:mod:`keras_tinyloc.experiments.streaming_report`.
 
 Shapes: windows ``x`` ``(B,T,F)``, labels ``y`` ``(B,T)`` (-1 = unlabelled), emissions ``(B,T,C)``; a stream is
 ``(S,F)`` steps. The MLP's training loop is written here (Keras ``fit`` one epoch at a time) because its early
@@ -364,3 +368,101 @@ def evaluate_house(house: str, epochs: int, cache: Path, log: Callable[[str], No
     log(f"{house} mlp {h['mlp']}")
     h["seconds"] = round(time.perf_counter() - t0, 1)
     return h
+
+
+DEVICE_INPUT_STEPS = (4, 9, 14, 19)  # steps of each of the first 4 test windows fed to the M4 for the output check
+
+
+def step_inputs(stepper, x: np.ndarray, steps=DEVICE_INPUT_STEPS) -> list[np.ndarray]:
+    """Real int8 inputs of a step model: stepping each window of ``x (B,T,F)`` from zero states, the feeds (x_t and the
+    carried states, in the model's input order) of the given ``steps``; one array ``(B * len(steps), *shape)`` per
+    input."""
+    from keras_tinyloc.deploy.quantize import quantize
+
+    per_input: list[list[np.ndarray]] = [[] for _ in stepper.io["inputs"]]
+    for w in np.asarray(x, np.float32):
+        stepper.reset()
+        for t in range(max(steps) + 1):
+            if t in steps:
+                for i, (name, shape, q) in enumerate(zip(stepper.io["inputs"], stepper.in_shapes,
+                                                         stepper.io["input_q"])):
+                    per_input[i].append(quantize(w[t], *q).reshape(shape) if name == "x_t"
+                                        else stepper.states[name].copy())
+            stepper.step(w[t])
+    return [np.stack(v) for v in per_input]
+
+
+def device_figures(house: str, name: str, row: dict, epochs: int, cache: Path, dataset=None,
+                   log: Callable[[str], None] = print) -> dict:
+    """Device figures of a stored Mamba row ``name`` (``H<H>L<L>``) of ``house``: its step model (the streaming sketch)
+    and its windowed int8 model (``stm32/main.cc``), each measured on the emulated Cortex-M4F by
+    :func:`keras_tinyloc.deploy.m4.measure_device`.
+
+    The run is the row's (:func:`train_mamba`, cached or retrained with the same settings), accepted only when its
+    float test macro-F1 equals the row's; the step model is rebuilt and converted as :func:`eval_mamba` does and must
+    reproduce the row's flatbuffer size and host arena (what the device figures depend on: the graph and its tensor
+    sizes) — otherwise a :class:`~keras_tinyloc.errors.TinyLocError` naming both figures, and no figure is attached.
+    The int8 F1 of the rebuilt models (step through TFLM, window through LiteRT, as in the row) is measured again and
+    recorded next to the row's in ``checked``: the int8 conversion and the code around it may have moved since the
+    row was measured, and the report says where they differ. The windowed model is converted as ``convert`` does
+    (MSE ranges, seed 0, names stripped). Output comparison: 16 real step inputs (:func:`step_inputs`) for the step
+    model, the first 16 test windows for the windowed model. Returns ``{"step": device dict, "window": device dict,
+    "checked": {...}}``.
+    """
+    import tempfile
+
+    from keras_tinyloc.data.registry import load_dataset
+    from keras_tinyloc.deploy import convert, export_c, export_stream, m4, tflm
+    from keras_tinyloc.deploy import streaming as S
+    from keras_tinyloc.deploy.quantize import dequantize, quantize
+    from keras_tinyloc.errors import TinyLocError
+    from keras_tinyloc.models.crf import viterbi_numpy
+    from keras_tinyloc.models.mamba import calibrate_state_scales
+    from keras_tinyloc.training.metrics import window_metrics
+
+    hidden, layers = (int(v) for v in name[1:].split("L"))
+    ds = load_dataset(house) if dataset is None else dataset
+    tagger, cfg, metrics = train_mamba(ds, house, hidden, layers, epochs, cache)
+
+    def same(what, got, want, tol=1e-9):
+        if abs(got - want) > tol:
+            raise TinyLocError(f"{house} {name}: {what} {got} here, {want} in the stored row: not the model the row "
+                               f"was measured on")
+
+    same("float test F1", metrics["test_f1"], row["f1_float_window"])
+    crf = {k: np.asarray(cfg["crf"][k]) for k in ("transitions", "start", "end")}
+    em = tagger.emitter
+    calibrate_state_scales(em, ds.x_train)
+    step = MS.build_step_model(em)
+    buf, io = S.convert_step_model(step, ds.x_train)
+    same("step flatbuffer bytes", len(buf), row["step_flatbuffer_bytes"], 0)
+    arena = tflm.minimal_arena(buf)
+    same("step host arena bytes", arena.arena_bytes, row["arena_bytes"], 0)
+    x_test = ds.x_test.astype(np.float32)
+    stepper = S.Int8Stepper(buf, io, "tflm", arena.arena_bytes)
+    q = stepper.run_windows(x_test)
+    p_q = viterbi_numpy(dequantize(q, *stepper.emission_q()), crf["transitions"], crf["start"], crf["end"])
+    f1_step = window_metrics(ds.y_test, p_q)["f1"]
+    model_name = f"{house}_{name}".replace("-", "_").lower()
+    with tempfile.TemporaryDirectory(prefix="tinyloc-stream-dev-") as tmp:
+        export_stream.export_step_model(tmp, buf, io, step, ds, crf, arena.arena_bytes, lag=5, arena_margin_bytes=256,
+                                        model_name=model_name + "_step")
+        settings = export_c.read_device_settings(tmp)
+    sizes = {n: int(np.prod(s)) for n, s in MS.state_shapes_from_model(step)}
+    log(f"{house} {name}: step model on the M4")
+    dev_step = m4.measure_device(buf, settings, step_io={"io": io, "state_sizes": sizes, "lag": 5},
+                                 inputs=step_inputs(stepper, x_test[:4]))
+    wbuf, rep = convert.convert_model(em, crf, ds, "int8", name=model_name)
+    i, o = rep["input"], rep["output"]
+    wq, _ = tflm.run_litert(wbuf, quantize(x_test, i["scale"], i["zero_point"]))
+    p_wq = viterbi_numpy(dequantize(wq, o["scale"], o["zero_point"]), crf["transitions"], crf["start"], crf["end"])
+    f1_win = window_metrics(ds.y_test, p_wq)["f1"]
+    log(f"{house} {name}: windowed model on the M4")
+    wsettings = convert._device_settings(rep, ds, crf, 256, model_name)
+    dev_win = m4.measure_device(wbuf, wsettings, inputs=[quantize(x_test[:16], i["scale"], i["zero_point"])[:, None]])
+    return {"step": dev_step, "window": dev_win, "checked": {
+        "float_test_f1": metrics["test_f1"], "step_flatbuffer_bytes": len(buf), "step_host_arena_bytes":
+        arena.arena_bytes, "f1_int8_step_tflm_now": f1_step, "f1_int8_step_tflm_row": row["f1_int8_step_tflm"],
+        "f1_int8_window_litert_now": f1_win, "f1_int8_window_litert_row": row["f1_int8_window_litert"],
+        "window_flatbuffer_bytes": len(wbuf), "window_host_arena_bytes": rep["arena_bytes"],
+        "window_f1_int8_tflm_now": rep["test_f1_int8"]}}

@@ -4,6 +4,9 @@
 (:func:`targets_section`) are judged from the measured numbers, never hand-edited; nothing is measured here, so the
 file can be re-rendered from the JSON (``benchmarks/streaming.py --markdown-only``). The Mamba configuration compared
 with the MLP is chosen by validation F1 only (:func:`select_small`); the test figures are compared after that choice.
+Rows with a ``device`` entry (``{"step", "window"}``: :func:`keras_tinyloc.experiments.streaming_eval.device_figures`,
+added by ``benchmarks/streaming.py --add-device``) get the device section (:func:`device_section`) and device verdicts;
+every other figure is the host's, and the report says which is which.
 """
 from __future__ import annotations
 
@@ -59,6 +62,10 @@ def markdown(res: dict, argv: list[str]) -> str:
         "full int8; run through **TFLM** over every test window from zero states, states requantised between steps.",
         "* **float step = window**: max |emission difference| between stepping the float step model over test windows "
         "and the windowed Keras model (float32 rounding).",
+        "* **host and device figures**: every figure in the first three tables is measured on the host (the "
+        "tflite-micro x86-64 wheel); the **device** figures (section \"Device figures\") are real TFLM built for a "
+        "Cortex-M4F (CMSIS-NN) and run on QEMU mps2-an386: minimal M4 arena, whole-firmware flash and RAM, exact "
+        "instructions per invoke, outputs compared with the host TFLM.",
         "* **arena**: minimal working TFLM arena by bisection, **host x86-64 build** (head = tensor buffers, equal on "
         "a Cortex-M build; tail = persistent bookkeeping, larger on 64-bit, so an upper bound). Independent of T "
         "(the step graph has no time axis).",
@@ -72,7 +79,9 @@ def markdown(res: dict, argv: list[str]) -> str:
         "97.89 -> 98.20 %).",
         "* **MLP**: per-window MLP (T*F -> H relu -> C, `models.mlp.build_window_mlp`), trained on the last-step label "
         "(cross-entropy, early stopping on validation macro-F1), full int8 through TFLM.",
-        "* **classes**: the paper's RAM classes the int8 model fits (arena and flatbuffer, `keras_tinyloc.deploy.mcu`).",
+        "* **classes**: the paper's RAM classes the int8 model fits on its **host** figures (arena and flatbuffer, "
+        "`keras_tinyloc.deploy.mcu`): a lower bound of the need (no TFLM code, app, stack); the device section has "
+        "the whole firmware's fit.",
         "* **TFLM µs/step**: wall time per step of the host Python loop around the TFLM invoke (NumPy quantize / "
         "requantize included; 2 busy shared cores), not a device timing.",
         selection_rule(res), "",
@@ -139,6 +148,7 @@ def markdown(res: dict, argv: list[str]) -> str:
                      f"{100 * mlp['f1_int8_tflm']:.2f} (H{mlp['hidden']}, {mlp['params']}) | {mlp['arena_bytes']:,} "
                      f"({_classes(mlp['arena_bytes'], mlp['flatbuffer_bytes'])}) | {m8['arena_bytes']:,} "
                      f"({_classes(m8['arena_bytes'], m8['step_flatbuffer_bytes'])}) | {win} |")
+    lines += device_section(res)
     if res.get("ablation_folded"):
         lines += ["", "## Ablation: folding the constant scales into derived kernels (H8L1)", "",
                   "`build_step_model(emitter, folded=True)`: x_proj's dt columns composed with dt_proj, B / s_n and "
@@ -151,6 +161,80 @@ def markdown(res: dict, argv: list[str]) -> str:
                          f"{100 * r['agree_int8_step_vs_float_window']:.2f} % |")
     lines += targets_section(res)
     return "\n".join(lines) + "\n"
+
+
+def _kib(v) -> str:
+    return f"{v / 1024:.1f}"
+
+
+DEVICE_MCUS = ("CC2650", "STM32L4")  # the 20 KB-class and the 64 KB-class MCU (keras_tinyloc.deploy.mcu.RAM_CLASSES)
+
+
+def _device_row(house: str, name: str, what: str, d: dict, host_arena: int) -> str:
+    """One line of the device table: a model's figures of :func:`keras_tinyloc.deploy.m4.measure_device`."""
+    r = d["ram_split"]
+    fits = [m for m, f in d["mcu"].items() if f["fits"]]
+    lat = "; ".join(f"{m} {d['mcu'][m]['latency_ms']:.2f} ms / {d['mcu'][m]['energy_uj']:.1f} µJ"
+                    for m in DEVICE_MCUS if d["mcu"].get(m, {}).get("latency_ms") is not None)
+    return (f"| {house} | {name} | {what} | {d['arena_bytes']:,} ({host_arena:,}) | {d['ram_bytes']:,} = "
+            f"{r['arena']:,} + {r['static']:,} + {r['heap']:,} + {r['stack']:,} | {_kib(d['flash_tflm_bytes'])} + "
+            f"{_kib(d['flash_model_bytes'])} + {_kib(d['flash_app_bytes'])} + {_kib(d['flash_libc_bytes'])} = "
+            f"**{_kib(d['flash_bytes'])}** | {d['instructions_per_invoke']:,} | {lat} | "
+            f"{100 * d['outputs_identical_share']:.0f} % of {d['n_compared']} | {', '.join(fits) or 'none'} |")
+
+
+def reproduction_note(rows: list) -> str:
+    """Whether the rebuilt int8 models gave the rows' int8 F1 again (``device.checked``), named where they did not."""
+    off = []
+    for h, n, r in rows:
+        c = r["device"]["checked"]
+        for what, now, was in (("step (TFLM)", c["f1_int8_step_tflm_now"], c["f1_int8_step_tflm_row"]),
+                               ("window (LiteRT)", c["f1_int8_window_litert_now"], c["f1_int8_window_litert_row"])):
+            if abs(now - was) > 1e-9:
+                off.append(f"{h} {n} {what} {100 * now:.2f} (row {100 * was:.2f})")
+    if not off:
+        return "The rebuilt int8 models reproduce every row's int8 F1 exactly."
+    return (f"The rebuilt int8 models reproduce the rows' int8 F1 exactly except: {'; '.join(off)} — the int8 "
+            "conversion has moved since the rows were measured; the tables above keep the rows' figures, and the "
+            "device figures (sizes, arena, instructions) are those of today's conversion, whose flatbuffer and host "
+            "arena have the rows' sizes.")
+
+
+def device_section(res: dict) -> list[str]:
+    """The device figures of the rows that have them (step model and windowed model, emulated Cortex-M4F)."""
+    rows = [(h, n, r) for h, hh in res["houses"].items() for n, r in hh["mamba"].items() if r.get("device")]
+    if not rows:
+        return []
+    one = rows[0][2]["device"]["step"]
+    a = one["cost_assumptions"]
+    out = ["", "## Device figures: the firmware on an emulated Cortex-M4F", "",
+           f"Added by `.venv/bin/python benchmarks/streaming.py --add-device` on {res.get('device_added', '?')}: "
+           f"{one['board']}, TFLM {one['tflm']}. **step** = the step model in the streaming sketch "
+           "(`tflm_app/arduino/tflm_app_stream` with the Arduino shim, one invoke per 200 ms step); **window** = the "
+           "same trained Mamba's windowed int8 model (T = 20) in `tflm_app/stm32/main.cc`, one invoke per window. "
+           "Each firmware links exactly the model's ops (-Os, --gc-sections, newlib-nano). Before measuring, the "
+           "cached run was checked to be the row's (its float test F1, exactly) and the rebuilt step model to "
+           "reproduce the row's flatbuffer bytes and host arena (what these figures depend on). "
+           + reproduction_note(rows), "",
+           "M4 arena = minimal working arena on the M4 (host 64-bit figure in brackets); RAM = arena + static data "
+           "(without the arena buffer) + heap + stack high-water mark, measured while the sketch ran a session; flash "
+           "in KiB = TFLM + model + app + libc = whole firmware; instructions = exact count per invoke (QEMU TCG "
+           f"plugin); latency / energy per invoke: {a['note']} Outputs = share of compared inputs whose int8 outputs "
+           "equal the host TFLM's byte for byte (step: real inputs, x_t and carried states at 4 steps of 4 test "
+           "windows; window: the first 16 test windows). Fits = MCUs of the paper's Table 1 whose RAM and flash hold "
+           "the whole firmware, on a core that runs TFLM.", "",
+           "| house | model | graph | M4 arena B (host) | RAM B = arena + static + heap + stack | flash KiB | "
+           "instructions / invoke | latency / energy per invoke | outputs = host TFLM | fits |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for h, n, r in rows:
+        dev = r["device"]
+        out.append(_device_row(h, n, "step", dev["step"], r["arena_bytes"]))
+        out.append(_device_row(h, n, "window", dev["window"], dev["checked"]["window_host_arena_bytes"]))
+    out += ["", "The per-window MLP has no device figures here: its output is one (1, C) score vector per window, not "
+            "the (1, T, C) emissions the project's sketches decode, so no firmware of this project runs it (the UJI "
+            "MLP in [device.md](device.md), T = 1, is the nearest measured firmware: 104.8 KiB flash, 2,624 B M4 "
+            "arena)."]
+    return out
 
 
 def targets_section(res: dict) -> list[str]:
@@ -167,7 +251,18 @@ def targets_section(res: dict) -> list[str]:
                f"configurations: host x86-64 TFLM minimal arenas {arenas}: **{'met' if met else 'not met'}** on the "
                "host figure. The planned tensor buffers (head, equal on a Cortex-M build) are under 1 KiB; the rest "
                "is per-node/per-tensor bookkeeping whose 64-bit host size overstates a Cortex-M's (see breakdown "
-               "below); no Cortex-M TFLM build exists in this workplace to measure it, and no factor is guessed.")
+               "below).")
+    dev = [(h, n, r["device"]["step"]) for h, n, r in small if r.get("device")]
+    if dev:
+        met_dev = all(d["arena_bytes"] <= 8192 for _, _, d in dev)
+        out.append("  On the device (the M4 build, minimal working arena): " + ", ".join(
+            f"{h} {n} {d['arena_bytes']:,} B (TFLM reports {d['arena_used_bytes_reported']:,} B used)"
+            for h, n, d in dev) + f": **{'met' if met_dev else 'not met'}** on the device figure"
+                   + ("" if len(dev) == len(small) else f" ({len(dev)} of {len(small)} configurations measured)")
+                   + "; where the rest of the step model's arena goes, node by node: [device.md](device.md).")
+    else:
+        out.append("  No device figures in this result document (`benchmarks/streaming.py --add-device` measures "
+                   "them on the emulated Cortex-M4).")
     bd = res["houses"].get("house-a", {}).get("mamba", {}).get("H8L1", {}).get("arena_tail_breakdown_host")
     if bd:
         out.append("  House A H8L1 host allocation record (print_allocations): " +
@@ -186,7 +281,7 @@ def targets_section(res: dict) -> list[str]:
     ratio = np.mean([hh["mamba"]["H8L1"]["arena_bytes"] / hh["mlp"]["arena_bytes"] for hh in houses.values()])
     same = all(_classes(hh["mamba"]["H8L1"]["arena_bytes"], hh["mamba"]["H8L1"]["step_flatbuffer_bytes"])
                == _classes(hh["mlp"]["arena_bytes"], hh["mlp"]["flatbuffer_bytes"]) for hh in houses.values())
-    head = (f"* Sequence model vs per-window int8 MLP ({'same' if same else 'different'} RAM classes; the MLP's "
+    head = (f"* Sequence model vs per-window int8 MLP ({'same' if same else 'different'} RAM classes on host figures; the MLP's "
             f"arena {ratio:.1f}x smaller than the H8L1 step model's): ")
 
     def beats(hh, name):

@@ -253,3 +253,12 @@ def test_every_option_has_help_text(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
     assert "--noise-db NOISE_DB" in capsys.readouterr().out
+
+
+def test_target_is_checked_before_any_work(monkeypatch, tmp_path):
+    with pytest.raises(TinyLocError, match=r"^--target 'stm32': choose from host, cortex-m4$"):
+        beyond.BeyondConfig("uji", target="stm32").validate()
+    monkeypatch.setenv("TFLM_DIR", str(tmp_path / "nokit"))
+    with pytest.raises(TinyLocError, match=r"^--target cortex-m4: \$TFLM_DIR=.*nokit: not a TFLM kit"):
+        beyond.run_row(beyond.row_config("uji", "plain-h16", out=str(tmp_path / "o"), target="cortex-m4"))
+    assert not (tmp_path / "o").exists()

@@ -56,3 +56,30 @@ def test_stored_rows(tmp_path):
         (tmp_path / "uji" / name / "row.json").write_text(json.dumps({"name": name}))
     assert br.stored_rows(tmp_path, "uji", ["a", "b", "c"]) == [{"name": "b"}]
     assert br.stored_rows(tmp_path, "uji", ["a", "b"], "@phones") == [{"name": "a@phones"}]
+
+
+def test_device_figures_attach_only_to_a_reproduced_row_and_render():
+    from keras_tinyloc.deploy import mcu
+
+    doc = json.loads((RESULTS / "beyond_uji.json").read_text())
+    old = next(r for r in doc["rows"]["uji"] if r["name"] == "pow3-aug-h64")
+    split = {"arena": 2_272, "static": 3_600, "heap": 0, "stack": 1_200}
+    flash = (38_000, 22_000, 14_000, 13_000)
+    dev = {"board": "QEMU board", "tflm": "kit k", "arena_bytes": 2_272, "ram_bytes": 7_072, "ram_split": split,
+           "flash_bytes": sum(flash), "flash_tflm_bytes": flash[0], "flash_model_bytes": flash[1],
+           "flash_app_bytes": flash[2], "flash_libc_bytes": flash[3], "instructions_per_invoke": 85_000,
+           "outputs_identical_share": 1.0, "n_compared": 64, "mcu": mcu.device_costs(85_000, 7_072, sum(flash)),
+           "cost_assumptions": mcu.COST_ASSUMPTIONS}
+    new = {**old, "test_f1_int8": 0.93, "device": dev, "device_within_budget": True}
+    row = beyond.attach_device(old, new, "d")
+    assert row["device"] == dev and row["device_check"]["reproduced"] and row["test_f1_int8"] == old["test_f1_int8"]
+    assert row["device_check"]["test_f1_int8_now"] == 0.93 and row["device_check"]["test_f1_int8_row"] == old["test_f1_int8"]
+    apart = beyond.attach_device(old, {**new, "val_f1": 0.5}, "d")
+    assert "device" not in apart and apart["retrained"]["val_f1"] == 0.5 and apart["val_f1"] == old["val_f1"]
+    assert apart["device_check"]["differences"] == {"val_f1": [old["val_f1"], 0.5]}
+    md = "\n".join(br.device_section({"uji": [row, apart]}))
+    # 87,000 B = 85.0 KiB flash and 7,072 B RAM: inside the CC2650's 128 KiB / 20 KiB
+    assert ("| uji | pow3-aug-h64 | 94.09 / 95.05 (93.00 / 95.05) | yes | 2,272 (3,008) | 7,072 = 2,272 + 3,600 + 0 + "
+            "1,200 | 37.1 + 21.5 + 13.7 + 12.7 = **85.0** | 85,000 |") in md
+    assert "| 100 % of 64 | **yes** | CC2650," in md and "**no** (retrained run shown)" in md
+    assert br.device_section({"uji": [old]}) == []

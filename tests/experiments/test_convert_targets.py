@@ -87,3 +87,37 @@ def test_run_one_trains_converts_and_diagnoses(tmp_path, monkeypatch):
     assert errs == sorted(errs, reverse=True) and len(errs) <= 5
     first = d["first_op_over_1_step"]
     assert first is None or first["mean_err_steps"] > 1.0
+
+
+def _device(arena, flash=(90_000, 20_000, 12_000, 15_000)):
+    from keras_tinyloc.deploy import mcu
+
+    split = {"arena": arena, "static": 2_000, "heap": 0, "stack": 1_400}
+    ram = sum(split.values())
+    return {"board": "QEMU board", "tflm": "kit k", "arena_bytes": arena, "ram_bytes": ram, "ram_split": split,
+            "flash_bytes": sum(flash), "flash_tflm_bytes": flash[0], "flash_model_bytes": flash[1],
+            "flash_app_bytes": flash[2], "flash_libc_bytes": flash[3], "instructions_per_invoke": 1_000_000,
+            "outputs_identical_share": 1.0, "n_compared": 64, "mcu": mcu.device_costs(1_000_000, ram, sum(flash)),
+            "cost_assumptions": mcu.COST_ASSUMPTIONS}
+
+
+def test_device_figures_attach_only_to_a_reproduced_row_and_render():
+    doc = json.loads((RESULTS / "convert_targets.json").read_text())
+    old = next(r for r in doc["rows"] if (r["dataset"], r["family"], r["config"]) == ("house-a", "mamba", "H4L1"))
+    new = {**old, "test_f1_int8": 0.6, "device": _device(20_000), "train_seconds": 3.0}
+    same = ct.attach_device(old, new, "d")
+    assert same["device"] == new["device"] and same["device_check"]["reproduced"] is True
+    assert same["test_f1_int8"] == old["test_f1_int8"] and same["device_check"]["test_f1_int8_retrained"] == 0.6
+    other = ct.attach_device(old, {**new, "test_f1_float": old["test_f1_float"] + 0.01}, "d")
+    assert "device" not in other and other["device_check"]["reproduced"] is False
+    assert other["retrained"]["test_f1_float"] == old["test_f1_float"] + 0.01 and other["test_f1_float"] == old["test_f1_float"]
+    bigger = ct.attach_device(old, {**new, "flatbuffer_bytes": old["flatbuffer_bytes"] + 16}, "d")
+    assert bigger["device_check"]["reproduced"] is False  # another int8 graph: its sizes are not the row's
+    rows = [same if r is old else r for r in doc["rows"]]
+    md = ct.markdown(rows, ct.render_meta({**doc["meta"], "device_not_measured": "no time"}))
+    # RAM 20,000 + 2,000 + 0 + 1,400; flash 137,000 B = 133.8 KiB > the CC2650's 128 KiB
+    assert ("| house-a | mamba H4L1 | yes (66.81) / 60.00 | 20,000 (26,848) | 23,400 = 20,000 + 2,000 + 0 + 1,400 | "
+            "87.9 + 19.5 + 11.7 + 14.6 = **133.8** | 1,000,000 |") in md
+    assert "| house-a | mamba H8L1 | not re-measured: no time |" in md
+    assert "Device summary over the 1 measured rows (of 35): whole firmware fits CC2650 0; STM32L4 1;" in md
+    assert "| fits (host) |" in md

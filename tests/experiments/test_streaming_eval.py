@@ -102,3 +102,27 @@ def test_evaluate_house_end_to_end(tmp_path, monkeypatch):
     with pytest.raises(TinyLocError, match=r"house-b H4L1: the run under .* has float test F1 .*, the stored row "
                                            r".*: not the run the row was measured on"):
         se.validation_f1("house-b", "H4L1", {"f1_float_window": metrics["test_f1"] + 0.01}, 2, tmp_path, dataset=ds)
+
+
+class StateCounter:
+    """An int8 stepper stand-in with io like a step model's: inputs x_t (1, 2) at scale 0.5 and a state ``n`` (1,) that
+    counts the steps since the reset."""
+
+    io = {"inputs": ["x_t", "n"], "input_q": [(0.5, 0), (1.0, 0)]}
+    in_shapes = [(1, 2), (1,)]
+
+    def reset(self):
+        self.states = {"n": np.zeros(1, np.int8)}
+
+    def step(self, x_t):
+        self.states["n"] = self.states["n"] + 1
+
+
+def test_step_inputs_are_the_feeds_of_the_chosen_steps():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, (3, 6, 2)).astype(np.float32)
+    xs, ns = se.step_inputs(StateCounter(), x, steps=(1, 4))
+    assert xs.shape == (6, 1, 2) and xs.dtype == np.int8 and ns.shape == (6, 1)
+    want = np.round(x[:, [1, 4]] / 0.5).reshape(6, 1, 2)  # window-major, then step
+    assert np.array_equal(xs, want.astype(np.int8))
+    assert ns[:, 0].tolist() == [1, 4] * 3  # the state each chosen step is fed: the steps seen since the reset

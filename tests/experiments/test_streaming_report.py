@@ -103,3 +103,44 @@ def test_without_validation_nothing_is_chosen(committed):
 def test_ram_classes_in_words():
     assert streaming_report._classes(2224, 3520) == "20 KB, 32 KB, 64 KB"
     assert streaming_report._classes(10 ** 7, 10 ** 7) == "none"
+
+
+def fake_device(arena, flash=(100_000, 14_000, 8_000, 16_000), instructions=200_000):
+    """A device dict shaped like keras_tinyloc.deploy.m4.measure_device's (the MCU part from mcu.device_costs)."""
+    from keras_tinyloc.deploy import mcu
+
+    split = {"arena": arena, "static": 1_700, "heap": 0, "stack": 1_200}
+    ram = sum(split.values())
+    return {"board": "QEMU board", "tflm": "kit k", "arena_bytes": arena, "arena_used_bytes_reported": arena - 3000,
+            "ram_bytes": ram, "ram_split": split, "flash_bytes": sum(flash), "flash_tflm_bytes": flash[0],
+            "flash_model_bytes": flash[1], "flash_app_bytes": flash[2], "flash_libc_bytes": flash[3],
+            "instructions_per_invoke": instructions, "outputs_identical_share": 1.0, "n_compared": 16,
+            "mcu": mcu.device_costs(instructions, ram, sum(flash)), "cost_assumptions": mcu.COST_ASSUMPTIONS}
+
+
+def test_device_section_and_verdicts_follow_the_device_figures(committed):
+    res = copy.deepcopy(committed)
+    for hh in res["houses"].values():
+        for r in hh["mamba"].values():
+            r.pop("device", None)
+    assert streaming_report.device_section(res) == []
+    assert "No device figures in this result document" in "\n".join(streaming_report.targets_section(res))
+    ha = res["houses"]["house-a"]["mamba"]["H8L1"]
+    ha["device"] = {"step": fake_device(8_000), "window": fake_device(30_000, instructions=3_000_000),
+                    "checked": {"window_host_arena_bytes": 37_000, "f1_int8_step_tflm_now": 0.70,
+                                "f1_int8_step_tflm_row": ha["f1_int8_step_tflm"],
+                                "f1_int8_window_litert_now": ha["f1_int8_window_litert"],
+                                "f1_int8_window_litert_row": ha["f1_int8_window_litert"]}}
+    lines = "\n".join(streaming_report.targets_section(res))
+    assert "house-a H8L1 8,000 B (TFLM reports 5,000 B used): **met** on the device figure (1 of 8 configurations " \
+           "measured)" in lines
+    md = "\n".join(streaming_report.device_section(res))
+    # RAM = 8,000 + 1,700 + 0 + 1,200; flash 138,000 B = 134.8 KiB: over the CC2650's 128 KiB, within the STM32L4's 256
+    assert ("| house-a | H8L1 | step | 8,000 (15,120) | 10,900 = 8,000 + 1,700 + 0 + 1,200 | 97.7 + 13.7 + 7.8 + 15.6 = "
+            "**134.8** | 200,000 |") in md
+    assert "| 100 % of 16 | STM32L4, MAX32630, EFM32 |" in md
+    assert "| house-a | H8L1 | window | 30,000 (37,000) |" in md
+    assert f"house-a H8L1 step (TFLM) 70.00 (row {100 * ha['f1_int8_step_tflm']:.2f})" in md
+    assert "window (LiteRT)" not in md  # reproduced exactly: not listed
+    ha["device"]["step"] = fake_device(8_208)
+    assert ": **not met** on the device figure" in "\n".join(streaming_report.targets_section(res))
