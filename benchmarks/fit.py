@@ -64,7 +64,8 @@ def main(argv=None) -> int:
         summary = fit.run_fit(cfg, log=lambda line: print(f"[{name}] {line}", flush=True))
         done[name] = {**fit_benchmark.compare(case, summary, out), "seconds": round(time.perf_counter() - t0, 1),
                       "device": summary["search"]["device"],
-                      "limits": fit_benchmark.limits(Path(cfg.out) / "leaderboard.csv")}
+                      "limits": fit_benchmark.limits(Path(cfg.out) / "leaderboard.csv"), "command": meta["command"],
+                      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         meta["device"] = done[name]["device"]
         meta["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         doc = {"meta": meta, "cases": [done[c.name] for c in fit_benchmark.CASES if c.name in done],

@@ -161,7 +161,7 @@ def limit_notes(c: dict) -> list[str]:
         if f["fit"] == 0:
             ram = "–" if f["min_ram_need"] is None else f"{f['min_ram_need'] / KIB:.1f}"
             flash = "–" if f["min_flash_need"] is None else f"{f['min_flash_need'] / KIB:.1f}"
-            what = ("smallest model alone, before any app RAM or TFLM code: arena {} KiB / flatbuffer {} KiB" if f["bare"]
+            what = ("smallest model alone, before any app RAM or TFLM code: arena {} KiB / flatbuffer {} KiB" if f.get("bare")
                     else "smallest whole-program need {} KiB RAM / {} KiB flash").format(ram, flash)
             notes.append(f"no {fam} fits the {t['ram_bytes'] // KIB} KiB / {t['flash_bytes'] // KIB} KiB ({what})")
     notes.append(f"{lim['trained']} trained ({lim['complete']} to the end, {lim['pruned']} eliminated), "
@@ -240,6 +240,11 @@ def markdown(doc: dict) -> str:
             f"| {c['case']} | {t['name']} ({t['ram_bytes'] // KIB} / {t['flash_bytes'] // KIB} KiB) | {win} "
             f"| {_pct(w and w['val_f1_int8'])} | **{_pct(w and w['test_f1_int8'])}** | {_pct(w and w['test_acc_int8'])} "
             f"| {need} | {c['counts']}; E/P/R {tr} | {hp_s} | {bl_s} | {reach} |")
+    runs = {}
+    for c in doc["cases"]:
+        runs.setdefault(c.get("command", m["command"]), []).append(c["case"])
+    if len(runs) > 1:
+        lines += ["", "Cases by invocation: " + "; ".join(f"{', '.join(v)}: {k}" for k, v in runs.items()) + "."]
     lines += ["", "## The issue's targets", ""]
     for c in doc["cases"]:
         it = c.get("issue_target")
