@@ -314,8 +314,8 @@ def builtin_op_codes(op_names: list[str]) -> list[int]:
     """TFLite builtin operator codes (``tflite::BuiltinOperator``) of op names: ``["FULLY_CONNECTED"]`` -> ``[9]``.
 
     From the schema the ``tflite_micro`` wheel generates from TFLite's ``schema.fbs`` (codes are append-only, so they
-    agree with every TFLM tree); written as ``kOpCodes`` so the sketch checks a model's ops by number, without
-    linking TFLM's table of ~200 op names (3.6 KiB of flash on a Cortex-M).
+    agree with every TFLM tree); written as ``kOpCodes`` so the sketch checks a model's ops by number: built with
+    ``TINYLOC_NO_OP_NAMES`` it needs no table of TFLM's ~200 op names (3.3 KiB of flash on a Cortex-M).
     """
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 

@@ -17,7 +17,18 @@ M4 arena and the instructions per invoke (the probe firmware built the same way)
 * ``O2`` — library and sketch at ``-O2`` (TFLM's own default for its kernels);
 * ``strip_errors`` — ``-DTF_LITE_STRIP_ERROR_STRINGS`` in library and sketch (TFLM's messages compiled out);
 * ``int8_kernels`` — ``-DTINYLOC_INT8_KERNELS``: CMSIS-NN's int8-only kernel registrations (no float/int16 paths);
-* ``diet`` — ``strip_errors`` + ``int8_kernels``.
+* ``diet`` — ``strip_errors`` + ``int8_kernels``;
+* ``release`` — TFLM's own ``BUILD_TYPE=release`` defines in library and sketch: ``-DNDEBUG`` (assertions and
+  ``TFLITE_DCHECK`` compiled out: newlib's ``assert`` pulls in its ``printf`` family, 5-8 KiB) +
+  ``TF_LITE_STRIP_ERROR_STRINGS``; what it costs: no internal consistency checks in TFLM (a corrupt model is caught by
+  the flatbuffer checks and the sketch's own checks, not by TFLM's debug assertions) and no TFLM messages;
+* ``no_op_names`` — ``-DTINYLOC_NO_OP_NAMES``: the sketch's boot check names an op the settings lack by its builtin
+  code instead of its name, so the sketch no longer links TFLM's table of op names (3.3 KiB); TFLM's own error
+  messages name ops too, so the table leaves the firmware only when they are stripped as well (``smallest``);
+* ``smallest`` — ``release`` + ``int8_kernels`` + ``no_op_names``.
+
+Every variant runs the same sketch source (``stm32/main.cc`` / the streaming ``.ino``): their protocol output is the
+same; the table says what each option changes besides flash.
 """
 from __future__ import annotations
 
@@ -32,6 +43,8 @@ from keras_tinyloc.errors import TinyLocError
 
 STRIP = "-DTF_LITE_STRIP_ERROR_STRINGS"
 INT8 = "-DTINYLOC_INT8_KERNELS"
+NDEBUG = "-DNDEBUG"
+NO_OP_NAMES = "-DTINYLOC_NO_OP_NAMES"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +75,12 @@ VARIANTS: tuple[Variant, ...] = (
             app_defs=(STRIP,)),
     Variant("int8_kernels", "TINYLOC_INT8_KERNELS (CMSIS-NN int8-only kernel registrations)", app_defs=(INT8,)),
     Variant("diet", "strip_errors + int8_kernels", lib_defs=(STRIP,), app_defs=(STRIP, INT8)),
+    Variant("release", "TFLM's BUILD_TYPE=release: NDEBUG (no assert/DCHECK, so no newlib printf) + "
+            "TF_LITE_STRIP_ERROR_STRINGS", lib_defs=(STRIP, NDEBUG), app_defs=(STRIP, NDEBUG)),
+    Variant("no_op_names", "TINYLOC_NO_OP_NAMES (an unlisted op named by its builtin code: the sketch no longer "
+            "needs TFLM's op-name table, TFLM's messages still do)", app_defs=(NO_OP_NAMES,)),
+    Variant("smallest", "release + int8_kernels + no_op_names", lib_defs=(STRIP, NDEBUG),
+            app_defs=(STRIP, NDEBUG, INT8, NO_OP_NAMES)),
 )
 
 

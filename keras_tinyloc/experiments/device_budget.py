@@ -14,7 +14,8 @@ instruction counts, which depend on the architecture and the graph, not on how w
 
 Per model (:func:`measure_case`): :func:`keras_tinyloc.deploy.m4.measure_device` (the full device figures) and
 :func:`keras_tinyloc.deploy.flash_diet.measure_variants`; for step models also :func:`arena_breakdown`
-(RecordingMicroAllocator per type and per node, on the M4).
+(RecordingMicroAllocator per type and per node, on the M4) and :func:`fixed_plan_arena` (the minimal arena when the
+activation plan is a recorded table instead of TFLM's planning at boot).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from keras_tinyloc.deploy import export_c, flash_diet, m4, mcu, tflm, tflm_kit
+from keras_tinyloc.errors import TinyLocError
 
 TARGET_FLASH_BYTES = 64 * 1024  # the issue's targets: the streaming Mamba and the UJI MLP firmware in 64 KiB of flash
 TARGET_STEP_ARENA_BYTES = 8 * 1024  # and the streaming step model's M4 arena within 8 KiB
@@ -143,6 +145,51 @@ def arena_breakdown(case: Case) -> dict[str, Any]:
             "top_nodes": top}
 
 
+def fixed_plan_arena(case: Case, n_random: int = 16) -> dict[str, Any]:
+    """The minimal M4 arena when the activation plan is a fixed table (``tflm_app/probe/fixed_plan.h``) instead of
+    TFLM's greedy planning at boot, whose working arrays must fit in the arena once.
+
+    The probe is built twice: with ``TINYLOC_PLAN_RECORD`` (the greedy planner plans; its offsets for every buffer are
+    read back), then with ``TINYLOC_FIXED_PLAN`` and those offsets in ``plan.h``. Returns the fixed-plan minimal arena,
+    the buffers planned and the head they span, the plan's size as a table (offset + size, int32 each) and whether
+    the outputs on ``n_random`` random inputs still equal the host TFLM's.
+    """
+    import re
+    import tempfile
+
+    from keras_tinyloc.deploy import qemu
+
+    lib = tflm_kit.library("m4")
+    with tempfile.TemporaryDirectory(prefix="tinyloc-plan-") as tmp:
+        rec = m4.build_probe(case.tflite_bytes, lib, Path(tmp) / "record", app_defs=("-DTINYLOC_PLAN_RECORD",))
+        r = qemu.run(rec.path, ["arena", str(m4.PROBE_MAX_ARENA)], timeout=m4.PROBE_TIMEOUT_S)
+        m = re.search(r"^plan n=(\d+) offsets=([-\d,]*) sizes=([-\d,]*)$", r.stdout, re.M)
+        if r.returncode != 0 or m is None:
+            raise TinyLocError(f"{case.name}: the plan-recording probe failed (exit {r.returncode}): "
+                               f"{r.stdout.strip()[-300:]}")
+        n = int(m.group(1))
+        offsets = [int(v) for v in m.group(2).split(",") if v]
+        sizes = [int(v) for v in m.group(3).split(",") if v]
+        if len(offsets) != n or len(sizes) != n or min(offsets, default=0) < 0:
+            raise TinyLocError(f"{case.name}: the recorded plan is incomplete ({n} buffers, {len(offsets)} offsets)")
+        src = Path(tmp) / "fixed" / "probe_src"
+        src.mkdir(parents=True)
+        (src / "plan.h").write_text(
+            f"// Recorded by keras_tinyloc.experiments.device_budget.fixed_plan_arena ({case.name}).\n"
+            f"constexpr int kPlanCount = {n};\n"
+            f"constexpr int kPlanOffsets[{max(n, 1)}] = {{{', '.join(map(str, offsets)) or '0'}}};\n"
+            f"constexpr int kPlanSizes[{max(n, 1)}] = {{{', '.join(map(str, sizes)) or '0'}}};\n")
+        fixed = m4.build_probe(case.tflite_bytes, lib, Path(tmp) / "fixed", app_defs=("-DTINYLOC_FIXED_PLAN",))
+        found = m4.minimal_arena(fixed.path)
+        xs = m4.random_inputs(case.tflite_bytes, n_random)
+        got, _ = m4.run_inputs(fixed.path, found.arena_bytes, case.tflite_bytes, xs, Path(tmp))
+        want = m4.host_outputs(case.tflite_bytes, xs)
+        same = np.all([np.all((g == w).reshape(len(g), -1), axis=1) for g, w in zip(got, want)], axis=0)
+    return {"arena_bytes": found.arena_bytes, "arena_used_bytes_reported": found.used_reported, "buffers": n,
+            "head_bytes": max((o + z for o, z in zip(offsets, sizes)), default=0), "plan_table_bytes": 8 * n,
+            "outputs_identical_share": float(np.mean(same)), "n_compared": int(len(same))}
+
+
 def measure_case(case: Case, variants=flash_diet.VARIANTS, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Device figures, flash-diet variants and (step models) the arena breakdown of one case."""
     t0 = time.monotonic()
@@ -153,9 +200,12 @@ def measure_case(case: Case, variants=flash_diet.VARIANTS, log: Callable[[str], 
     out = {"name": case.name, "what": case.what, "flatbuffer_bytes": len(case.tflite_bytes),
            "host_arena_bytes": case.settings.arena_bytes, "test_f1_int8": case.test_f1_int8,
            "n_features": case.settings.n_features, "n_classes": case.settings.n_classes,
+           "window": case.settings.window,
            "ops": sorted(set(case.settings.ops)), "device": dev, "variants": rows}
     if case.step_io is not None:
         out["arena"] = arena_breakdown(case)
+        log(f"{case.name}: arena with a fixed activation plan")
+        out["arena"]["fixed_plan"] = fixed_plan_arena(case)
     out["seconds"] = round(time.monotonic() - t0, 1)
     return out
 
@@ -173,14 +223,27 @@ def notes(results: list[dict]) -> list[str]:
         if c["name"] in ("mamba-step", "mamba-step-folded", "uji-mlp"):
             best = min(c["variants"], key=lambda v: v["flash_bytes"])
             ok = best["flash_bytes"] <= TARGET_FLASH_BYTES
-            out.append(f"{c['name']}: 64 KiB flash target {'met' if ok else 'NOT met'}: smallest variant "
-                       f"`{best['variant']}` {best['flash_bytes']:,} B (default {c['variants'][0]['flash_bytes']:,} B): "
-                       f"TFLM {best['flash_tflm_bytes']:,} + model {best['flash_model_bytes']:,} + app "
-                       f"{best['flash_app_bytes']:,} + libc {best['flash_libc_bytes']:,} B.")
+            line = (f"{c['name']}: 64 KiB flash target {'met' if ok else 'NOT met'}: smallest variant "
+                    f"`{best['variant']}` {best['flash_bytes']:,} B (default {c['variants'][0]['flash_bytes']:,} B): "
+                    f"TFLM {best['flash_tflm_bytes']:,} + model {best['flash_model_bytes']:,} + app "
+                    f"{best['flash_app_bytes']:,} + libc {best['flash_libc_bytes']:,} B.")
+            if not ok:
+                over = best["flash_bytes"] - TARGET_FLASH_BYTES
+                ops = c.get("ops") or []
+                line += (f" {over:,} B too many: with the same model, app and libc, TFLM would have to fit in "
+                         f"{best['flash_tflm_bytes'] - over:,} B ({100 * over / best['flash_tflm_bytes']:.0f} % less "
+                         f"kernel and interpreter code than now; the graph uses {len(ops)} op types"
+                         + (f": {', '.join(ops)}" if ops else "") + ").")
+            out.append(line)
         n_c = c.get("n_classes")
         if n_c and 4 * n_c * n_c >= 4096:
-            out.append(f"{c['name']}: its app part ({d['flash_app_bytes']:,} B) holds model_settings.h's arrays, among "
-                       f"them the CRF transition matrix: {n_c} x {n_c} float32 = {4 * n_c * n_c:,} B.")
+            if c.get("window") == 1:
+                out.append(f"{c['name']}: T = 1, so the firmware links no CRF transition matrix ({n_c} x {n_c} float32 "
+                           f"= {4 * n_c * n_c:,} B; the core's decode reads start + emission + end only): its app part "
+                           f"({d['flash_app_bytes']:,} B) is the sketch, the core and model_settings.h's other arrays.")
+            else:
+                out.append(f"{c['name']}: its app part ({d['flash_app_bytes']:,} B) holds model_settings.h's arrays, "
+                           f"among them the CRF transition matrix: {n_c} x {n_c} float32 = {4 * n_c * n_c:,} B.")
         if "arena" in c:
             a, rec = c["arena"]["arena_bytes"], c["arena"]["recorded"]
             out.append(f"{c['name']}: 8 KiB arena target {'met' if a <= TARGET_STEP_ARENA_BYTES else 'NOT met'}: "
@@ -190,6 +253,17 @@ def notes(results: list[dict]) -> list[str]:
                        f"would need {a - TARGET_STEP_ARENA_BYTES:,} B less: fewer nodes and tensors (32 B per node, "
                        f"12 B per tensor in the tail, and the planner's working arrays scale with them) or a smaller "
                        f"persistent kernel state.")
+            fp = c["arena"].get("fixed_plan")
+            if fp:
+                met = fp["arena_bytes"] <= TARGET_STEP_ARENA_BYTES
+                out.append(f"{c['name']}: with the activation plan as a fixed table (tflm_app/probe/fixed_plan.h: "
+                           f"{fp['buffers']} buffer offsets recorded from TFLM's greedy planner, "
+                           f"{fp['plan_table_bytes']:,} B as an int32 table) the minimal M4 arena is "
+                           f"{fp['arena_bytes']:,} B, {a - fp['arena_bytes']:,} B less: the 8 KiB target is "
+                           f"{'met' if met else 'NOT met'} this way"
+                           + ("" if met else f" ({fp['arena_bytes'] - TARGET_STEP_ARENA_BYTES:,} B over)")
+                           + f"; outputs = host TFLM on {100 * fp['outputs_identical_share']:.0f} % of "
+                           f"{fp['n_compared']} inputs.")
     return out
 
 
@@ -257,7 +331,12 @@ def markdown(doc: dict) -> str:
     out += ["## The flash diet: what each build option buys", "",
             "Each variant is the same sketch built another way; flash in KiB (TFLM part in brackets), the change vs "
             "the default; arena and instructions from the probe firmware built the same way (– where the board "
-            "would not start: an all-ops resolver fails the sketch's op-count check).", ""]
+            "would not start: an all-ops resolver fails the sketch's op-count check). What an option costs besides "
+            "flash: `strip_errors` and `release` — TFLM's messages are gone (an arena too small is still reported "
+            "by the sketch, without TFLM's reason); `release` — TFLM's debug assertions (DCHECKs) are compiled out, "
+            "as in TFLM's own release build; `no_op_names` — a model op that model_settings.h lacks is named by its "
+            "builtin code at boot; `int8_kernels` — only int8 models run. The protocol output is the same in every "
+            "variant.", ""]
     for c in cases:
         base = c["variants"][0]
         out += [f"### {c['name']}", "",
@@ -293,5 +372,15 @@ def markdown(doc: dict) -> str:
             out += ["", "| op type | nodes | persistent bytes (Init + Prepare) |", "|---|---|---|"]
             out += [f"| {op} | {v['nodes']} | {v['persistent']:,} |" for op, v in ar["by_op"].items()]
             out += [""]
+            fp = ar.get("fixed_plan")
+            if fp:
+                out += [f"With a fixed activation plan (`tflm_app/probe/fixed_plan.h`: the offsets TFLM's greedy "
+                        f"planner gives the {fp['buffers']} buffers, recorded once and passed back as a table through "
+                        "`MicroAllocator::Create(arena, size, planner)`, so AllocateTensors needs no planner working "
+                        f"arrays): minimal arena **{fp['arena_bytes']:,} B** (TFLM reports "
+                        f"{fp['arena_used_bytes_reported']:,} B used; planned head {fp['head_bytes']:,} B), outputs = "
+                        f"host TFLM on {100 * fp['outputs_identical_share']:.0f} % of {fp['n_compared']} random "
+                        "inputs. The table (8 B per buffer) belongs to one model and one library build (kernels' "
+                        "scratch buffers are planned too); the sketches do not use it yet.", ""]
     out += ["## Notes", ""] + [f"- {n}" for n in doc.get("notes", [])] + [""]
     return "\n".join(out)

@@ -14,6 +14,8 @@
 //                              and one around a loop of exactly 401 instructions.
 //   probe record N             RecordingMicroInterpreter: the arena's allocations by type and per node (bytes
 //                              each node's Init/Prepare took as persistent buffers), printed as "rec ..." lines.
+// Built with -DTINYLOC_PLAN_RECORD / -DTINYLOC_FIXED_PLAN, arena and run plan the activations with fixed_plan.h's
+// planner (arena mode then also prints the recorded plan); without them, TFLM's default planner.
 // Every mode ends with "probe stack=<bytes>" (stack high-water mark of this program, from the painted stack).
 // TFLM's own messages (MicroPrintf) are forwarded to the semihosting console, prefixed "tflm: ".
 #include <stdint.h>
@@ -28,6 +30,10 @@
 #include "tensorflow/lite/schema/schema_generated.h"
 // after TFLM's headers: AddProbeOps may name TFLM's int8-only kernels (-DTINYLOC_INT8_KERNELS)
 #include "probe_model.h"
+#if defined(TINYLOC_PLAN_RECORD) || defined(TINYLOC_FIXED_PLAN)
+#include "fixed_plan.h"  // arena / run modes plan with tinyloc_probe::FixedPlan (an experiment; see that file)
+tinyloc_probe::FixedPlan g_plan;
+#endif
 
 extern "C" {
 int tinyloc_semihost(int op, void* arg);
@@ -184,7 +190,11 @@ size_t InputBytes(tflite::MicroInterpreter& it) {
 }
 
 int Run(const tflite::Model* model, size_t arena, const char* in_path, const char* out_path) {
+#if defined(TINYLOC_PLAN_RECORD) || defined(TINYLOC_FIXED_PLAN)
+  static tflite::MicroInterpreter it(model, g_resolver, tflite::MicroAllocator::Create(g_arena, arena, &g_plan));
+#else
   static tflite::MicroInterpreter it(model, g_resolver, g_arena, arena);
+#endif
   if (it.AllocateTensors() != kTfLiteOk) {
     puts("probe alloc_failed");
     return Finish(1);
@@ -205,6 +215,9 @@ int Run(const tflite::Model* model, size_t arena, const char* in_path, const cha
       puts("probe invoke_failed");
       return Finish(2);
     }
+#if defined(TINYLOC_PLAN_RECORD)
+    g_plan.Print();
+#endif
     printf("probe ok used=%u\n", static_cast<unsigned>(used));
     return Finish(0);
   }

@@ -71,7 +71,7 @@ static void SetupError(int code, const char* what) {
 
 // Distinct builtin ops of the model (an op may appear in operator_codes once per version); *unknown = the first
 // one that model_settings::kOpCodes does not list (-1 if none). By number: naming every op would link TFLM's table of
-// op names (3.6 KiB of flash); only the error message names the op (see UnknownOpText).
+// op names (3.3 KiB of flash); only the error message names the op (see UnknownOpText).
 static int ModelOps(const tflite::Model* model, int* unknown) {
   const auto* codes = model->operator_codes();
   const int n = codes ? static_cast<int>(codes->size()) : 0;
@@ -91,7 +91,8 @@ static int ModelOps(const tflite::Model* model, int* unknown) {
 }
 
 // "the model uses MUL, which model_settings.h does not list". With TINYLOC_NO_OP_NAMES defined the op is named by its
-// builtin code ("... uses builtin op 18, ...", see tensorflow/lite/schema/schema_generated.h): 3.6 KiB less flash.
+// builtin code ("... uses builtin op 18, ...", see tensorflow/lite/schema/schema_generated.h): 3.3 KiB less flash
+// when TFLM's own messages, which name ops too, are stripped (-DTF_LITE_STRIP_ERROR_STRINGS).
 static void UnknownOpText(int op, char* why, size_t size) {
 #if defined(TINYLOC_NO_OP_NAMES)
   tinyloc::FormatLine(why, size, "the model uses builtin op %d, which model_settings.h does not list", op);
