@@ -87,7 +87,8 @@ def markdown(res: dict, argv: list[str]) -> str:
         selection_rule(res), "",
         "Reproduce: `KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/streaming.py` (all four houses, ~15 min on "
         "2 shared cores; trained runs cached under `$KERAS_TINYLOC_CACHE/streaming`), "
-        "`.venv/bin/python benchmarks/streaming.py --markdown-only` rewrites this file from the JSON; tests: "
+        "`.venv/bin/python benchmarks/streaming.py --markdown-only` rewrites this file from the JSON, `--add-device` "
+        "measures the device section (under 1 min per configuration once the TFLM library is cached); tests: "
         "`.venv/bin/python -m pytest -q tests/deploy/test_streaming.py` (float step == window, fixed-lag Viterbi == prefix "
         "Viterbi, forward filter == prefix marginals, int8 step model in TFLM, C++ decoder byte/label-exact on the "
         "host and on a Cortex-M4 under QEMU, step_settings.h wiring).",
@@ -194,10 +195,11 @@ def reproduction_note(rows: list) -> str:
                 off.append(f"{h} {n} {what} {100 * now:.2f} (row {100 * was:.2f})")
     if not off:
         return "The rebuilt int8 models reproduce every row's int8 F1 exactly."
-    return (f"The rebuilt int8 models reproduce the rows' int8 F1 exactly except: {'; '.join(off)} — the int8 "
-            "conversion has moved since the rows were measured; the tables above keep the rows' figures, and the "
-            "device figures (sizes, arena, instructions) are those of today's conversion, whose flatbuffer and host "
-            "arena have the rows' sizes.")
+    return (f"The rebuilt int8 models do not reproduce every row's int8 F1 exactly: {'; '.join(off)}. The trained "
+            "runs are the rows' and the step flatbuffers have the rows' sizes and host arenas, so the int8 "
+            "conversion itself (converter, calibration, TFLM wheel: the environment was reinstalled since) has moved "
+            "by these fractions of a point; the tables above keep the rows' figures, the device figures below are "
+            "those of today's conversion.")
 
 
 def device_section(res: dict) -> list[str]:
@@ -231,9 +233,8 @@ def device_section(res: dict) -> list[str]:
         out.append(_device_row(h, n, "step", dev["step"], r["arena_bytes"]))
         out.append(_device_row(h, n, "window", dev["window"], dev["checked"]["window_host_arena_bytes"]))
     out += ["", "The per-window MLP has no device figures here: its output is one (1, C) score vector per window, not "
-            "the (1, T, C) emissions the project's sketches decode, so no firmware of this project runs it (the UJI "
-            "MLP in [device.md](device.md), T = 1, is the nearest measured firmware: 104.8 KiB flash, 2,624 B M4 "
-            "arena)."]
+            "the (1, T, C) emissions the project's sketches decode, so no firmware of this project runs it; the nearest "
+            "measured firmware is the UJI MLP (T = 1) in [device.md](device.md)."]
     return out
 
 
