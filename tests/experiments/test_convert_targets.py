@@ -101,8 +101,14 @@ def _device(arena, flash=(90_000, 20_000, 12_000, 15_000)):
             "cost_assumptions": mcu.COST_ASSUMPTIONS}
 
 
+def _without_device(doc):
+    """The committed rows as they were before any device measurement."""
+    return [{k: v for k, v in r.items() if k not in ("device", "device_check", "retrained")} for r in doc["rows"]]
+
+
 def test_device_figures_attach_only_to_a_reproduced_row_and_render():
     doc = json.loads((RESULTS / "convert_targets.json").read_text())
+    doc["rows"] = _without_device(doc)
     old = next(r for r in doc["rows"] if (r["dataset"], r["family"], r["config"]) == ("house-a", "mamba", "H4L1"))
     new = {**old, "test_f1_int8": 0.6, "device": _device(20_000), "train_seconds": 3.0}
     same = ct.attach_device(old, new, "d")
@@ -121,3 +127,15 @@ def test_device_figures_attach_only_to_a_reproduced_row_and_render():
     assert "| house-a | mamba H8L1 | not re-measured: no time |" in md
     assert "Device summary over the 1 measured rows (of 35): whole firmware fits CC2650 0; STM32L4 1;" in md
     assert "| fits (host) |" in md
+
+
+def test_same_trained_model_converted_to_another_graph_is_marked():
+    doc = json.loads((RESULTS / "convert_targets.json").read_text())
+    old = next(r for r in _without_device(doc) if (r["dataset"], r["family"], r["config"]) == ("house-a", "mdcsa", "H8L1"))
+    new = {**old, "n_ops": 41, "flatbuffer_bytes": 14_784, "arena_bytes": 13_344, "device": _device(9_984)}
+    row = ct.attach_device(old, new, "d")
+    assert row["device_check"]["reproduced"] is False and row["retrained"]["device"]["arena_bytes"] == 9_984
+    md = ct.markdown([row], {"date": "d", "machine": "m", "epochs": 1, "patience": 1, "seed": 0, "notes": []})
+    assert (f"| house-a | mdcsa H8L1 | yes ({100 * old['test_f1_float']:.2f}) / {100 * old['test_f1_int8']:.2f}; "
+            "**another int8 graph today**: 41 nodes, 14,784 B flatbuffer, 13,344 B host arena (row: 68, 18,880, "
+            "21,216); figures of today's graph | 9,984 (13,344) |") in md
