@@ -19,15 +19,10 @@ conversion are recorded beside the row's (``device_check``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _bootstrap import ROOT  # noqa: E402,F401  (first: sets up the environment, see _bootstrap)
 
 
 def main(argv=None) -> int:

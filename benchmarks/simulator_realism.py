@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _bootstrap import ROOT  # noqa: E402,F401  (first: sets up the environment, see _bootstrap)
 
 from keras_tinyloc import paths  # noqa: E402
 from keras_tinyloc.data import sphere  # noqa: E402

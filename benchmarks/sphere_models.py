@@ -19,16 +19,11 @@ their results are cached under ``--work`` (default ``runs/sphere_models``): a fi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _bootstrap import ROOT  # noqa: E402,F401  (first: sets up the environment, see _bootstrap)
 
 OUT_MD = ROOT / "docs" / "results" / "sphere.md"
 OUT_JSON = ROOT / "docs" / "results" / "sphere.json"
@@ -45,8 +40,16 @@ def main(argv=None) -> int:
     p.add_argument("--render-only", action="store_true", help="no training: tables from the cached rows")
     a = p.parse_args(argv)
     from keras_tinyloc.data.registry import load_dataset
-    from keras_tinyloc.experiments import sphere_analysis, sphere_report, sphere_variants
-    from keras_tinyloc.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from keras_tinyloc.experiments import (
+        sphere_analysis,
+        sphere_report,
+        sphere_variants,
+    )
+    from keras_tinyloc.paths import (
+        atomic_write_bytes,
+        atomic_write_json,
+        atomic_write_text,
+    )
 
     work = Path(a.work)
     ds = load_dataset("sphere")

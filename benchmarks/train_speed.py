@@ -18,9 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+from _bootstrap import ROOT  # noqa: E402,F401  (first: sets up the environment, see _bootstrap)
 
 from keras_tinyloc import paths  # noqa: E402
 from keras_tinyloc.errors import TinyLocError, cli_errors  # noqa: E402

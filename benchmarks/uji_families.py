@@ -10,15 +10,9 @@ Writes ``docs/results/uji_families.{md,json}``; each row's result is cached in `
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _bootstrap import ROOT  # noqa: E402,F401  (first: sets up the environment, see _bootstrap)
 
 from keras_tinyloc.errors import cli_errors  # noqa: E402
 from keras_tinyloc.experiments import uji_families as uf  # noqa: E402
@@ -26,7 +20,7 @@ from keras_tinyloc.experiments import uji_families as uf  # noqa: E402
 
 @cli_errors
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", nargs="*", default=list(uf.ROWS))
     ap.add_argument("--validation", nargs="*", default=["random"], choices=["random", "phones"])
     ap.add_argument("--out", default="runs/uji_families")
