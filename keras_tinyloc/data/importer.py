@@ -165,17 +165,7 @@ def inhome_text(src, house: str | None = None) -> tuple[str, dict]:
             rows += session_rows(folder.name, split, inhome.recording_readings(folder, meta), rooms, aps, iso=True)
             names[folder.name] = split
     else:
-        names_file = where / "metadata" / "room_names.dat"
-        class_names = None
-        if names_file.exists():
-            rn = inhome._read_table(names_file)
-            class_names = [str(s).strip() for s in rn[rn.columns[-1]]]
-        got = {}
-        for k in ("fp", "fl"):
-            p = where / f"csv_house_{letter}_{k}.csv"
-            if not p.exists():
-                raise TinyLocError(f"{p}: missing file")
-            got[k] = inhome.flat_readings(p, len(class_names) if class_names else None)
+        class_names, got = inhome.read_flat_house(where, letter, inhome.flat_readings)
         if class_names is None:
             c = int(max(got["fp"]["labels"].max(), got["fl"]["labels"].max())) + 1
             class_names = [f"room {i + 1}" for i in range(c)]

@@ -382,6 +382,28 @@ def _published_recordings(house_dir: Path) -> tuple[HouseMeta, list[tuple[str, P
     return meta, recs
 
 
+def read_flat_house(where: Path, letter: str, reader) -> tuple[list[str] | None, dict]:
+    """A flat-layout house: its room names and its two files read by ``reader``.
+
+    Returns ``(class_names, {"fp": reader(fp_path, C), "fl": reader(fl_path, C)})``: ``class_names`` from
+    ``metadata/room_names.dat`` (last column), or None when that file is absent (then C is None too and the caller
+    names rooms by label). ``reader`` is :func:`read_flat_csv` (windows) or :func:`flat_readings` (the importer's
+    readings). Raises TinyLocError naming a missing ``csv_house_X_{fp,fl}.csv``.
+    """
+    names_file = where / "metadata" / "room_names.dat"
+    class_names = None
+    if names_file.exists():
+        rn = _read_table(names_file)
+        class_names = [str(s).strip() for s in rn[rn.columns[-1]]]
+    got = {}
+    for k in ("fp", "fl"):
+        p = where / f"csv_house_{letter}_{k}.csv"
+        if not p.exists():
+            raise TinyLocError(f"{p}: missing file")
+        got[k] = reader(p, len(class_names) if class_names else None)
+    return class_names, got
+
+
 def house_windows(kind: str, where: Path, letter: str) -> dict:
     """Raw (unscaled, dBm) windows ``x_{train,val,test}`` ``(B, T, F)``, ``y_*`` ``(B, T)``, names, recordings.
 
@@ -398,17 +420,7 @@ def house_windows(kind: str, where: Path, letter: str) -> dict:
             recordings.append(folder.name)
             _add(parts, k, grid, labels)
     else:
-        names_file = where / "metadata" / "room_names.dat"
-        class_names = None
-        if names_file.exists():
-            rn = _read_table(names_file)
-            class_names = [str(s).strip() for s in rn[rn.columns[-1]]]
-        got = {}
-        for k in ("fp", "fl"):
-            p = where / f"csv_house_{letter}_{k}.csv"
-            if not p.exists():
-                raise TinyLocError(f"{p}: missing file")
-            got[k] = read_flat_csv(p, len(class_names) if class_names else None)
+        class_names, got = read_flat_house(where, letter, read_flat_csv)
         if got["fp"][2] != got["fl"][2]:
             raise TinyLocError(f"{where / f'csv_house_{letter}_fl.csv'}: AP columns differ from the fingerprint file's")
         if class_names is None:
