@@ -44,6 +44,12 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, required: bool = True
     add_recordings_options(parser)
 
 
+def _given(value) -> bool:
+    """An option the user gave: not None (argparse's default) and not a ``False`` flag. By identity, not ``in (None,
+    False)``: ``0.0 == False``, so ``--rate-hz 0`` would be dropped (and the default used) and ``--fill-dbm 0`` too."""
+    return value is not None and value is not False
+
+
 def add_recordings_options(parser: argparse.ArgumentParser) -> None:
     """The options of a recordings path (:data:`RECORDING_OPTIONS`; ``None`` = the file header, else the default)."""
     g = parser.add_argument_group("recordings options (only with --dataset PATH; default: the file's header, else "
@@ -59,13 +65,14 @@ def add_recordings_options(parser: argparse.ArgumentParser) -> None:
 def dataset_options(ns: argparse.Namespace) -> dict:
     """The recordings options given on the command line (``{}`` when none): the loader keyword arguments a run
     records in ``config.json``'s ``dataset_options``."""
-    return {k: getattr(ns, k) for k in RECORDING_OPTIONS if getattr(ns, k, None) not in (None, False)}
+    values = {k: getattr(ns, k, None) for k in RECORDING_OPTIONS}
+    return {k: v for k, v in values.items() if _given(v)}
 
 
 def check_dataset(name: str, data_dir=None, options: dict | None = None) -> None:
     """Validate ``--dataset`` and its options before any work (one-line TinyLocError): a built-in name takes no
     recordings option; a path must exist, takes no ``--data-dir``, and its options must be valid."""
-    options = {k: v for k, v in (options or {}).items() if k in RECORDING_OPTIONS and v not in (None, False)}
+    options = {k: v for k, v in (options or {}).items() if k in RECORDING_OPTIONS and _given(v)}
     if not is_recordings_path(name):
         if name not in DATASETS:
             raise TinyLocError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)}, or give the path of a "
