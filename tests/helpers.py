@@ -93,3 +93,17 @@ def sphere_like_dataset():
         "00009": {"windows": {"test": 1}, "aps_heard": ["ap1"]}}}
     return WindowDataset("sphere-like", x_train, y_train, x_val, y_val, x_test, y_test, ["a", "b"], ["ap0", "ap1"],
                          MinMaxScaling(np.full(2, lo, np.float32), np.full(2, hi, np.float32)), meta=meta)
+
+
+def tiny_int8_mlp(seed=0):
+    """An int8 MLP flatbuffer (Dense(16)+ReLU -> Dense(4) on (1, 8): FULLY_CONNECTED only), through ``convert``,
+    tensor names stripped; calibrated on 64 uniform [0, 1) inputs drawn with ``seed``."""
+    import keras
+
+    from keras_tinyloc.deploy import convert
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((1, 8))
+    em = keras.Model(inp, keras.layers.Dense(4)(keras.layers.Dense(16, activation="relu")(inp)))
+    x = np.random.default_rng(seed).uniform(0, 1, (64, 1, 8)).astype(np.float32)
+    return convert.strip_tensor_names(convert.convert_emitter(em, "int8", x, n_calibration=64))

@@ -3,8 +3,8 @@ to arm-none-eabi-size's text + data exactly, the model part is the flatbuffer, t
 buffer; compiler errors come back as one line naming the app."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from helpers import tiny_int8_mlp
 
 from keras_tinyloc.deploy import export_c, firmware, m4
 from keras_tinyloc.errors import TinyLocError
@@ -13,15 +13,7 @@ from keras_tinyloc.errors import TinyLocError
 @pytest.fixture(scope="module")
 def mlp():
     """An int8 MLP (Dense-ReLU-Dense on (1, 8) -> 4): FULLY_CONNECTED only, through convert."""
-    import keras
-
-    from keras_tinyloc.deploy import convert
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((1, 8))
-    em = keras.Model(inp, keras.layers.Dense(4)(keras.layers.Dense(16, activation="relu")(inp)))
-    x = np.random.default_rng(0).uniform(0, 1, (64, 1, 8)).astype(np.float32)
-    return convert.strip_tensor_names(convert.convert_emitter(em, "int8", x, n_calibration=64))
+    return tiny_int8_mlp(seed=0)
 
 
 def test_flash_split_adds_up_and_finds_the_model(mlp, m4_lib, tmp_path):

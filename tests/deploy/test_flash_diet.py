@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import tiny_int8_mlp
 
 from keras_tinyloc.deploy import export_c, flash_diet, tflm
 from keras_tinyloc.errors import TinyLocError
@@ -14,15 +15,9 @@ from keras_tinyloc.errors import TinyLocError
 @pytest.fixture(scope="module")
 def mlp():
     """An int8 MLP (x -> Dense(16)+ReLU -> Dense(4), T=1, F=8) and device settings for it."""
-    import keras
+    from keras_tinyloc.deploy import tflite_inspect
 
-    from keras_tinyloc.deploy import convert, tflite_inspect
-
-    keras.utils.set_random_seed(1)
-    inp = keras.Input((1, 8))
-    em = keras.Model(inp, keras.layers.Dense(4)(keras.layers.Dense(16, activation="relu")(inp)))
-    x = np.random.default_rng(1).uniform(0, 1, (64, 1, 8)).astype(np.float32)
-    buf = convert.strip_tensor_names(convert.convert_emitter(em, "int8", x, n_calibration=64))
+    buf = tiny_int8_mlp(seed=1)
     info = tflite_inspect.inspect_tflite(buf)
     st = export_c.DeviceSettings(
         model_name="diet_test", window=1, hop=1, n_features=8, n_classes=4, class_names=list("abcd"),
